@@ -1,0 +1,1 @@
+"""Cost models and reports: energy per operation, memory accesses, area and timing."""

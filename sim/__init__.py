@@ -1,0 +1,1 @@
+"""Software models: datasets, network builders, learning rules, training, golden model."""
