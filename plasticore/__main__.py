@@ -1,0 +1,5 @@
+import sys
+
+from plasticore.cli import main
+
+sys.exit(main())

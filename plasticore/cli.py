@@ -1,0 +1,153 @@
+"""The `plasticore` command line.
+
+Every user error (bad argument, bad file, bad configuration) prints one line on stderr
+and exits with status 2; an interrupted training run exits with 130 and can be resumed.
+"""
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from hw_reports.markdown import markdown_table
+from quant.errors import PlasticoreError
+from sim.data import DATASET_NAMES
+from sim.rules import RULES
+from sim.train import OPTIMIZERS, TrainConfig, TrainResult, train
+
+# The main job on its embedded default: every rule of the DRTP family side by side on
+# the bundled 8x8 digits, small enough to finish in well under a minute on a laptop.
+DEMO = TrainConfig(
+    topology="FC_100_FC_10", data="digits", epochs=20, batch_size=20, lr=1e-3, seed=0
+)
+DEMO_LR = {"shallow": 1e-2}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _fmt_pct(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def _fmt_angle(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.1f}"
+
+
+def result_table(results: Sequence[TrainResult]) -> str:
+    """Final-epoch results of several runs as a Markdown table."""
+    hidden = max((len(r.final.angles or ()) for r in results), default=0)
+    headers = ["rule", "topology", "data", "test err %", "train err %", "s/epoch"]
+    headers += [f"angle L{k + 1} (°)" for k in range(hidden)]
+    rows = []
+    for r in results:
+        f = r.final
+        seconds = sum(h.seconds for h in r.history) / len(r.history)
+        angles = list(f.angles or ()) + [math.nan] * (hidden - len(f.angles or ()))
+        rows.append(
+            [
+                r.config.rule,
+                r.config.topology,
+                r.config.data,
+                _fmt_pct(f.test_error),
+                _fmt_pct(f.train_error),
+                f"{seconds:.2f}",
+                *map(_fmt_angle, angles),
+            ]
+        )
+    return markdown_table(headers, rows)
+
+
+def _run(args: argparse.Namespace) -> int:
+    results = []
+    for rule in RULES:
+        config = TrainConfig(**{**DEMO.__dict__, "rule": rule, "lr": DEMO_LR.get(rule, DEMO.lr)})
+        print(
+            f"training {rule} on {config.data} ({config.topology}, {config.epochs} epochs)",
+            file=sys.stderr,
+        )
+        results.append(train(config, progress=not args.quiet))
+    print(result_table(results))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    config = TrainConfig(
+        rule=args.rule,
+        topology=args.topology,
+        data=args.data,
+        data_root=args.data_root,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        momentum=args.momentum,
+        dropout=args.dropout,
+        conv_trainable=not args.fixed_conv,
+        hidden_activation=args.activation,
+        init=args.init,
+        seed=args.seed,
+        track_alignment=not args.no_alignment,
+    )
+    result = train(config, out_dir=args.out, resume=args.resume, progress=not args.quiet)
+    print(result_table([result]))
+    if args.out:
+        print(f"log and checkpoint in {args.out}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="plasticore", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="the main job on its embedded default")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=_run)
+
+    t = sub.add_parser("train", help="train a network with a learning rule")
+    t.add_argument("--rule", default="drtp", help=f"one of {', '.join(RULES)}")
+    t.add_argument("--topology", default="FC_500_FC_10", help="e.g. CONV_32_5_1_2_FC_1000_FC_10")
+    t.add_argument("--data", default="mnist5k", help=f"one of {', '.join(DATASET_NAMES)}")
+    t.add_argument("--data-root", default=None, help="directory of user-supplied dataset files")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=60)
+    t.add_argument("--lr", type=float, default=1.5e-4)
+    t.add_argument("--optimizer", default="adam", help=f"one of {', '.join(OPTIMIZERS)}")
+    t.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
+    t.add_argument("--dropout", type=float, default=0.0)
+    t.add_argument("--fixed-conv", action="store_true", help="keep conv kernels fixed-random")
+    t.add_argument("--activation", default="tanh", help="hidden activation")
+    t.add_argument("--init", default="he_uniform", help="he_uniform or zeros")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--no-alignment", action="store_true", help="skip the angle to BP")
+    t.add_argument("--out", default=None, help="directory for log.json and checkpoint.pt")
+    t.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "resume", False) and not args.out:
+        parser.error("--resume needs --out (the directory holding the checkpoint)")
+    try:
+        return args.func(args)
+    except PlasticoreError as error:
+        print(f"plasticore: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "plasticore: interrupted; rerun with --resume to continue from the last "
+            "completed epoch",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

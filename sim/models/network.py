@@ -1,0 +1,212 @@
+"""Feed-forward networks built from a topology string, traceable block by block.
+
+A network is a chain of blocks. Block k computes
+
+    x_k = dropout(flatten(y_{k-1}))      (flatten and dropout: fully connected blocks only)
+    z_k = W_k x_k + b_k                  (Linear or Conv2d)
+    a_k = f_k(z_k)                       (the point where learning rules inject signals)
+    y_k = maxpool(a_k)                   (convolutional blocks only)
+
+`Network.trace` runs the chain with every block's input detached into its own leaf, so a
+learning rule can drive each block's local backward pass with whatever signal it
+prescribes at `a_k` (the DRTP reference places its feedback hook at the same point, after
+the activation and before pooling) without any gradient leaking between layers.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from quant.errors import ConfigError
+from sim.models.topology import LayerSpec, parse_topology
+
+ACTIVATIONS = {
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "relu": torch.relu,
+    "hardtanh": F.hardtanh,
+    "linear": lambda z: z,
+}
+INITS = ("he_uniform", "zeros")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Everything needed to build a network; validated on construction."""
+
+    topology: str
+    input_shape: tuple[int, ...]
+    hidden_activation: str = "tanh"
+    output_activation: str = "sigmoid"
+    dropout: float = 0.0
+    conv_trainable: bool = True
+    init: Literal["he_uniform", "zeros"] = "he_uniform"
+
+    def __post_init__(self) -> None:
+        parse_topology(self.topology)
+        if not self.input_shape or any(d < 1 for d in self.input_shape):
+            raise ConfigError(f"input_shape must be positive dimensions, got {self.input_shape}")
+        for field in ("hidden_activation", "output_activation"):
+            if getattr(self, field) not in ACTIVATIONS:
+                raise ConfigError(
+                    f"{field} must be one of {sorted(ACTIVATIONS)}, got {getattr(self, field)!r}"
+                )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.init not in INITS:
+            raise ConfigError(f"init must be one of {INITS}, got {self.init!r}")
+
+    @property
+    def layers(self) -> tuple[LayerSpec, ...]:
+        return parse_topology(self.topology)
+
+
+@dataclass
+class BlockTrace:
+    """The tensors of one block's forward pass, connected by the block's local graph."""
+
+    inp: Tensor  # leaf: the previous block's output, detached
+    x: Tensor  # layer input after flatten and dropout
+    z: Tensor  # weighted sum
+    a: Tensor  # activation (where rules inject their signal)
+    out: Tensor  # after pooling (conv) or `a` itself
+
+
+class Block(nn.Module):
+    """One trainable layer with its activation, optional dropout and pooling."""
+
+    def __init__(
+        self,
+        spec: LayerSpec,
+        in_shape: tuple[int, ...],
+        activation: str,
+        dropout: float,
+        trainable: bool,
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        self.activation = activation
+        self.dropout = dropout if spec.kind == "fc" else 0.0
+        if spec.kind == "fc":
+            fan_in = 1
+            for d in in_shape:
+                fan_in *= d
+            self.layer: nn.Linear | nn.Conv2d = nn.Linear(fan_in, spec.width)
+            self.pool: nn.MaxPool2d | None = None
+        else:
+            self.layer = nn.Conv2d(
+                in_shape[0], spec.width, spec.kernel, stride=spec.stride, padding=spec.padding
+            )
+            self.pool = nn.MaxPool2d(kernel_size=2, stride=2)
+        self.layer.requires_grad_(trainable)
+
+    @property
+    def weight(self) -> Tensor:
+        return self.layer.weight
+
+    def linear_map(self, x: Tensor, weight: Tensor) -> Tensor:
+        """The layer's weighted sum with `weight` in place of W and no bias (for feedback)."""
+        if isinstance(self.layer, nn.Linear):
+            return F.linear(x, weight)
+        return F.conv2d(x, weight, stride=self.layer.stride, padding=self.layer.padding)
+
+    def prepare(self, y_prev: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Flatten and (when a generator is given) apply inverted dropout to the input."""
+        x = y_prev.flatten(1) if self.spec.kind == "fc" else y_prev
+        if generator is not None and self.dropout > 0.0:
+            keep = torch.rand(x.shape, generator=generator, dtype=x.dtype) >= self.dropout
+            x = x * keep / (1.0 - self.dropout)
+        return x
+
+    def run(self, y_prev: Tensor, generator: torch.Generator | None = None) -> BlockTrace:
+        x = self.prepare(y_prev, generator)
+        z = self.layer(x)
+        a = ACTIVATIONS[self.activation](z)
+        out = self.pool(a) if self.pool is not None else a
+        return BlockTrace(inp=y_prev, x=x, z=z, a=a, out=out)
+
+
+class Network(nn.Module):
+    """A chain of `Block`s; the last one is the output layer."""
+
+    def __init__(self, config: NetworkConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.config = config
+        generator = torch.Generator().manual_seed(seed)
+        blocks = []
+        shape = tuple(config.input_shape)
+        specs = config.layers
+        for i, spec in enumerate(specs):
+            if spec.kind == "conv" and len(shape) != 3:
+                raise ConfigError(
+                    f"topology {config.topology!r}: CONV needs (channels, height, width) input, "
+                    f"the input shape is {shape}"
+                )
+            last = i == len(specs) - 1
+            block = Block(
+                spec,
+                shape,
+                config.output_activation if last else config.hidden_activation,
+                config.dropout,
+                trainable=spec.kind == "fc" or config.conv_trainable,
+            )
+            self._init_block(block, generator)
+            blocks.append(block)
+            shape = self._out_shape(spec, shape, config.topology)
+        self.blocks = nn.ModuleList(blocks)
+        self.hook_shapes: tuple[tuple[int, ...], ...] = self._hook_shapes()
+
+    @property
+    def num_outputs(self) -> int:
+        return self.config.layers[-1].width
+
+    def _init_block(self, block: Block, generator: torch.Generator) -> None:
+        with torch.no_grad():
+            if self.config.init == "zeros":
+                block.layer.weight.zero_()
+            else:
+                nn.init.kaiming_uniform_(block.layer.weight, generator=generator)
+            block.layer.bias.zero_()
+
+    @staticmethod
+    def _out_shape(spec: LayerSpec, shape: tuple[int, ...], topology: str) -> tuple[int, ...]:
+        if spec.kind == "fc":
+            return (spec.width,)
+        _, h, w = shape
+        h = (h + 2 * spec.padding - spec.kernel) // spec.stride + 1
+        w = (w + 2 * spec.padding - spec.kernel) // spec.stride + 1
+        if h < 2 or w < 2:
+            raise ConfigError(
+                f"topology {topology!r}: {spec} leaves a {h}x{w} map, too small for 2x2 pooling"
+            )
+        return (spec.width, h // 2, w // 2)
+
+    def _hook_shapes(self) -> tuple[tuple[int, ...], ...]:
+        with torch.no_grad():
+            probe = torch.zeros((1, *self.config.input_shape))
+            return tuple(tuple(t.a.shape[1:]) for t in self.trace(probe))
+
+    def trace(self, x: Tensor, generator: torch.Generator | None = None) -> list[BlockTrace]:
+        """Forward pass with each block's input detached into a leaf that requires grad.
+
+        Dropout is applied only when `generator` is given (training); the generator makes
+        the dropout masks reproducible and checkpointable.
+        """
+        traces = []
+        y = x
+        for block in self.blocks:
+            leaf = y.detach().requires_grad_(torch.is_grad_enabled())
+            trace = block.run(leaf, generator)
+            traces.append(trace)
+            y = trace.out
+        return traces
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Inference: one connected graph, no dropout."""
+        y = x
+        for block in self.blocks:
+            y = block.run(y).out
+        return y

@@ -1,0 +1,77 @@
+"""Topology strings in the style of the DRTP reference code.
+
+`FC_500_FC_10` is two fully connected layers (500 hidden units, 10 outputs);
+`CONV_32_5_1_2_FC_1000_FC_10` puts a convolution with 32 kernels of 5x5, stride 1 and
+padding 2 (each followed by 2x2 max pooling with stride 2) in front of them. The last
+layer is always fully connected and is the output layer.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from quant.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One trainable layer: `fc` with `width` units, or `conv` with `width` kernels."""
+
+    kind: Literal["fc", "conv"]
+    width: int
+    kernel: int = 0
+    stride: int = 1
+    padding: int = 0
+
+    def __post_init__(self) -> None:
+        if self.width < 1:
+            raise ConfigError(f"layer width must be >= 1, got {self.width}")
+        if self.kind == "conv" and (self.kernel < 1 or self.stride < 1 or self.padding < 0):
+            raise ConfigError(
+                "conv layer needs kernel >= 1, stride >= 1, padding >= 0, got "
+                f"kernel={self.kernel} stride={self.stride} padding={self.padding}"
+            )
+
+    def __str__(self) -> str:
+        if self.kind == "fc":
+            return f"FC_{self.width}"
+        return f"CONV_{self.width}_{self.kernel}_{self.stride}_{self.padding}"
+
+
+_FIELDS = {"FC": ("units",), "CONV": ("kernels", "kernel size", "stride", "padding")}
+
+
+def parse_topology(text: str) -> tuple[LayerSpec, ...]:
+    """Parse a topology string; a malformed one raises `ConfigError` naming the token."""
+    tokens = text.strip().split("_")
+    layers: list[LayerSpec] = []
+    i = 0
+    while i < len(tokens):
+        head = tokens[i].upper()
+        if head not in _FIELDS:
+            raise ConfigError(
+                f"topology {text!r}: token {i + 1} is {tokens[i]!r}, expected FC or CONV"
+            )
+        names = _FIELDS[head]
+        values = []
+        for j, name in enumerate(names, start=1):
+            if i + j >= len(tokens) or not tokens[i + j].isdigit():
+                got = repr(tokens[i + j]) if i + j < len(tokens) else "end of string"
+                raise ConfigError(
+                    f"topology {text!r}: {head} needs an integer {name} at token {i + j + 1}, "
+                    f"got {got}"
+                )
+            values.append(int(tokens[i + j]))
+        if head == "FC":
+            layers.append(LayerSpec("fc", values[0]))
+        else:
+            if layers and layers[-1].kind == "fc":
+                raise ConfigError(f"topology {text!r}: CONV layers must come before FC layers")
+            layers.append(LayerSpec("conv", *values))
+        i += 1 + len(names)
+    if not layers or layers[-1].kind != "fc":
+        raise ConfigError(f"topology {text!r}: the last layer must be FC (the output layer)")
+    return tuple(layers)
+
+
+def format_topology(layers: tuple[LayerSpec, ...]) -> str:
+    return "_".join(str(layer) for layer in layers)

@@ -1,0 +1,13 @@
+"""Backpropagation: `δa_k = W_{k+1}ᵀ δz_{k+1}` (Rumelhart et al., 1986; DRTP paper Fig. 1A)."""
+
+from torch import Tensor
+
+from sim.rules.base import LearningRule, StepContext, feedback_to_activation
+
+
+class Backprop(LearningRule):
+    name = "bp"
+
+    def hidden_signal(self, k: int, ctx: StepContext) -> Tensor:
+        weight = self.network.blocks[k + 1].weight.detach()
+        return feedback_to_activation(self.network, ctx.traces, k, ctx.delta_z[k + 1], weight)

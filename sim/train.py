@@ -1,0 +1,303 @@
+"""Training loop: minibatches, Adam/SGD, error and loss, alignment angles, checkpoints.
+
+Every source of randomness (network init, feedback tensors, shuffling, dropout) comes
+from `TrainConfig.seed` through explicit generators. The shuffling/dropout generator's
+state is checkpointed with the network, the rule and the optimizer at the end of each
+epoch, so a run interrupted and resumed ends with exactly the weights of an
+uninterrupted run.
+"""
+
+import dataclasses
+import io
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from quant.atomic import atomic_write, atomic_write_json
+from quant.errors import ConfigError
+from sim.data import Dataset, load_dataset
+from sim.models import Network, NetworkConfig
+from sim.rules import RULES, LearningRule, make_rule, output_loss
+
+OPTIMIZERS = ("adam", "sgd")
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Invalid values raise `ConfigError` naming the field."""
+
+    rule: str = "drtp"
+    topology: str = "FC_500_FC_10"
+    data: str = "mnist5k"
+    data_root: str | None = None
+    epochs: int = 10
+    batch_size: int = 60
+    lr: float = 1.5e-4
+    optimizer: str = "adam"
+    momentum: float = 0.0
+    dropout: float = 0.0
+    conv_trainable: bool = True
+    hidden_activation: str = "tanh"
+    init: str = "he_uniform"
+    seed: int = 0
+    track_alignment: bool = True
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ConfigError(f"rule: unknown rule {self.rule!r}; choose one of {', '.join(RULES)}")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        # Topology, dropout, activation and init are validated by NetworkConfig.
+        self.network_config((1,))
+
+    def network_config(self, input_shape: tuple[int, ...], regression: bool = False):
+        return NetworkConfig(
+            topology=self.topology,
+            input_shape=input_shape,
+            hidden_activation=self.hidden_activation,
+            output_activation="tanh" if regression else "sigmoid",
+            dropout=self.dropout,
+            conv_trainable=self.conv_trainable,
+            init=self.init,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    train_loss: float  # running mean over the epoch's minibatches, before each update
+    train_error: float  # likewise; error rate for classification, MSE for regression
+    test_loss: float
+    test_error: float
+    angles: tuple[float, ...] | None  # mean per hidden block over the epoch's minibatches
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    network: Network
+    rule: LearningRule
+    history: list[EpochRecord]
+
+    @property
+    def final(self) -> EpochRecord:
+        return self.history[-1]
+
+
+def build(config: TrainConfig, dataset: Dataset) -> tuple[Network, LearningRule]:
+    """Network and rule for `dataset`; output width is checked against the dataset."""
+    net_config = config.network_config(dataset.input_shape, dataset.task == "regression")
+    net = Network(net_config, seed=config.seed)
+    if net.num_outputs != dataset.num_classes:
+        raise ConfigError(
+            f"topology {config.topology!r} has {net.num_outputs} outputs but dataset "
+            f"{dataset.name!r} has {dataset.num_classes} "
+            f"{'targets' if dataset.task == 'regression' else 'classes'}"
+        )
+    return net, make_rule(config.rule, net, seed=config.seed + 1)
+
+
+def make_optimizer(config: TrainConfig, net: Network) -> torch.optim.Optimizer:
+    params = [p for p in net.parameters() if p.requires_grad]
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
+
+
+def targets(dataset: Dataset, labels: torch.Tensor) -> torch.Tensor:
+    """One-hot targets for classification, the values themselves for regression."""
+    if dataset.task == "classification":
+        return F.one_hot(labels, dataset.num_classes).float()
+    return labels
+
+
+def batch_error(dataset: Dataset, output: torch.Tensor, labels: torch.Tensor) -> float:
+    """Summed error of a batch: misclassifications, or squared error for regression."""
+    if dataset.task == "classification":
+        return float((output.argmax(1) != labels).sum())
+    return float(((output - labels) ** 2).mean(1).sum())
+
+
+@torch.no_grad()
+def evaluate(
+    net: Network, dataset: Dataset, x: torch.Tensor, y: torch.Tensor
+) -> tuple[float, float]:
+    """Mean loss and error over a whole split, in chunks, without dropout."""
+    loss = error = 0.0
+    activation = net.blocks[-1].activation
+    for start in range(0, len(x), 1000):
+        out = net(x[start : start + 1000])
+        labels = y[start : start + 1000]
+        loss += output_loss(out, targets(dataset, labels), activation).item() * len(labels)
+        error += batch_error(dataset, out, labels)
+    return loss / len(x), error / len(x)
+
+
+def _mean_angles(rows: list[tuple[float, ...]]) -> tuple[float, ...] | None:
+    """Per-block mean over minibatches, ignoring undefined (nan) angles."""
+    if not rows:
+        return None
+    table = np.array(rows, dtype=np.float64)
+    defined = ~np.isnan(table)
+    sums = np.where(defined, table, 0.0).sum(0)
+    counts = defined.sum(0)
+    return tuple(float(s / c) if c else math.nan for s, c in zip(sums, counts, strict=True))
+
+
+def _tensors(dataset: Dataset) -> tuple[torch.Tensor, ...]:
+    return tuple(
+        torch.from_numpy(np.ascontiguousarray(a))
+        for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)
+    )
+
+
+def _config_dict(config: TrainConfig) -> dict:
+    return dataclasses.asdict(config)
+
+
+def _load_checkpoint(path: Path, config: TrainConfig) -> dict:
+    state = torch.load(path, weights_only=False)
+    saved = dict(state["config"])
+    current = _config_dict(config)
+    differing = [k for k in current if k != "epochs" and saved.get(k) != current[k]]
+    if differing:
+        raise ConfigError(
+            f"{path}: checkpoint was written by a different run (differs in "
+            f"{', '.join(differing)}); use another --out directory or the same settings"
+        )
+    return state
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    dataset: Dataset | None = None,
+    on_epoch_end: Callable[[EpochRecord], None] | None = None,
+) -> TrainResult:
+    """Train `config`; with `out_dir`, write `log.json` and `checkpoint.pt` every epoch.
+
+    With `resume`, a checkpoint in `out_dir` from the same settings is continued (the
+    epoch count may be raised); without one the run starts from scratch.
+    """
+    dataset = dataset or load_dataset(config.data, seed=config.seed, root=config.data_root)
+    net, rule = build(config, dataset)
+    optimizer = make_optimizer(config, net)
+    generator = torch.Generator().manual_seed(config.seed + 2)
+    history: list[EpochRecord] = []
+    out = Path(out_dir) if out_dir is not None else None
+    if resume and out is not None and (out / CHECKPOINT).exists():
+        state = _load_checkpoint(out / CHECKPOINT, config)
+        net.load_state_dict(state["network"])
+        rule.load_state_dict(state["rule"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        history = [EpochRecord(**r) for r in state["history"]]
+
+    x_train, y_train, x_test, y_test = _tensors(dataset)
+    batches = math.ceil(len(x_train) / config.batch_size)
+    for epoch in range(len(history) + 1, config.epochs + 1):
+        start = time.perf_counter()
+        order = torch.randperm(len(x_train), generator=generator)
+        loss_sum = error_sum = 0.0
+        angles: list[tuple[float, ...]] = []
+        bar = tqdm(
+            range(batches),
+            desc=f"{config.rule} epoch {epoch}/{config.epochs}",
+            disable=not progress,
+            leave=False,
+        )
+        for b in bar:
+            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+            labels = y_train[idx]
+            optimizer.zero_grad(set_to_none=True)
+            result = rule.step(
+                x_train[idx], targets(dataset, labels), generator, config.track_alignment
+            )
+            optimizer.step()
+            loss_sum += result.loss * len(idx)
+            error_sum += batch_error(dataset, result.output, labels)
+            if result.angles is not None:
+                angles.append(result.angles)
+        test_loss, test_error = evaluate(net, dataset, x_test, y_test)
+        record = EpochRecord(
+            epoch=epoch,
+            train_loss=loss_sum / len(x_train),
+            train_error=error_sum / len(x_train),
+            test_loss=test_loss,
+            test_error=test_error,
+            angles=_mean_angles(angles),
+            seconds=time.perf_counter() - start,
+        )
+        history.append(record)
+        if progress:
+            tqdm.write(
+                f"epoch {epoch}: train error {record.train_error:.4f}  "
+                f"test error {record.test_error:.4f}  test loss {record.test_loss:.4f}"
+            )
+        if out is not None:
+            _save(out, config, net, rule, optimizer, generator, history)
+        if on_epoch_end is not None:
+            on_epoch_end(record)
+    return TrainResult(config, net, rule, history)
+
+
+def _save(
+    out: Path,
+    config: TrainConfig,
+    net: Network,
+    rule: LearningRule,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    history: list[EpochRecord],
+) -> None:
+    records = [dataclasses.asdict(r) for r in history]
+    state = {
+        "config": _config_dict(config),
+        "network": net.state_dict(),
+        "rule": rule.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+        "history": records,
+    }
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(out / CHECKPOINT, lambda handle: handle.write(buffer.getvalue()))
+    atomic_write_json(out / LOG, {"config": _config_dict(config), "epochs": _json_safe(records)})
+
+
+def _json_safe(value):
+    """NaN angles become null so the log is strict JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def load_log(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text())
