@@ -113,12 +113,16 @@ class LearningRule(nn.Module, ABC):
             self._write_grads(k, traces, ctx.delta_z[k])
         angles = None
         if track_alignment:
-            bp = backprop_deltas(net, traces, delta_top)
+            bp = self.reference_deltas(traces, ctx)
             angles = tuple(
                 alignment_angle(ctx.delta_z[k], bp[k]) if k in ctx.delta_z else math.nan
                 for k in range(len(traces) - 1)
             )
         return StepResult(loss.item(), top.out.detach(), angles)
+
+    def reference_deltas(self, traces: list[BlockTrace], ctx: StepContext) -> list[Tensor]:
+        """BP's `δz_k` on this step's forward pass, against which alignment is measured."""
+        return backprop_deltas(self.network, traces, ctx.delta_z[len(traces) - 1])
 
     @staticmethod
     def _local_delta(trace: BlockTrace, signal: Tensor) -> Tensor:

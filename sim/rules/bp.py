@@ -2,6 +2,7 @@
 
 from torch import Tensor
 
+from sim.models.network import BlockTrace
 from sim.rules.base import LearningRule, StepContext, feedback_to_activation
 
 
@@ -11,3 +12,7 @@ class Backprop(LearningRule):
     def hidden_signal(self, k: int, ctx: StepContext) -> Tensor:
         weight = self.network.blocks[k + 1].weight.detach()
         return feedback_to_activation(self.network, ctx.traces, k, ctx.delta_z[k + 1], weight)
+
+    def reference_deltas(self, traces: list[BlockTrace], ctx: StepContext) -> list[Tensor]:
+        """This rule's own signals are BP's: no second backward chain needed."""
+        return [ctx.delta_z[k] for k in range(len(traces))]

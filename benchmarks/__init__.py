@@ -1,0 +1,1 @@
+"""Reproducible measurements; each writes JSON and a Markdown table."""

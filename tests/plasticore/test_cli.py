@@ -1,0 +1,81 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from plasticore.cli import main
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["--rule", "hebb"], "unknown rule 'hebb'"),
+        (["--topology", "FC_500_XX_10"], "token 3 is 'XX'"),
+        (["--lr", "0"], "lr must be a finite number > 0"),
+        (["--lr", "-0.1"], "lr must be a finite number > 0"),
+        (["--data", "nosuchdata"], "unknown dataset"),
+        (["--epochs", "two"], "invalid int value"),
+        (["--resume"], "--resume needs --out"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_nonzero_exit(args, phrase, capsys):
+    try:
+        code = main(["train", "--data", "digits", "--topology", "FC_10_FC_10", *args])
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
+    assert phrase in _error_line(capsys)
+
+
+def test_missing_dataset_file_names_it(tmp_path, capsys):
+    code = main(["train", "--data", "mnist", "--data-root", str(tmp_path)])
+    assert code == 2
+    line = _error_line(capsys)
+    assert str(tmp_path) in line and "train-images-idx3-ubyte" in line
+
+
+def test_train_writes_log_and_resumes(tmp_path, capsys):
+    base = [
+        "train",
+        "--rule",
+        "drtp",
+        "--topology",
+        "FC_20_FC_10",
+        "--data",
+        "digits",
+        "--batch-size",
+        "50",
+        "--lr",
+        "1e-3",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    ]
+    assert main([*base, "--epochs", "2"]) == 0
+    table = capsys.readouterr().out
+    assert "| drtp" in table and "angle L1" in table
+    assert main([*base, "--epochs", "3", "--resume"]) == 0
+    log = json.loads((tmp_path / "log.json").read_text())
+    assert [e["epoch"] for e in log["epochs"]] == [1, 2, 3]
+
+
+def test_console_entry_point_reports_errors_without_traceback():
+    proc = subprocess.run(
+        [sys.executable, "-m", "plasticore", "train", "--rule", "nope"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "plasticore: error: rule: unknown rule 'nope'; choose one of bp, fa, dfa, sdfa, drtp, "
+        "shallow"
+    )
