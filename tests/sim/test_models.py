@@ -48,7 +48,7 @@ def test_he_uniform_bounds_and_seed_determinism():
     a = Network(NetworkConfig("FC_200_FC_10", (50,)), seed=3)
     b = Network(NetworkConfig("FC_200_FC_10", (50,)), seed=3)
     c = Network(NetworkConfig("FC_200_FC_10", (50,)), seed=4)
-    w = a.blocks[0].weight
+    w = a.blocks[0].weight.detach()
     bound = (6 / 50) ** 0.5
     assert float(w.abs().max()) <= bound
     assert float(w.abs().max()) > 0.9 * bound
