@@ -91,6 +91,8 @@ def _train(args: argparse.Namespace) -> int:
         init=args.init,
         seed=args.seed,
         track_alignment=not args.no_alignment,
+        reward=args.reward,
+        epsilon=args.epsilon,
     )
     result = train(config, out_dir=args.out, resume=args.resume, progress=not args.quiet)
     print(result_table([result]))
@@ -121,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fixed-conv", action="store_true", help="keep conv kernels fixed-random")
     t.add_argument("--activation", default="tanh", help="hidden activation")
     t.add_argument("--init", default="he_uniform", help="he_uniform or zeros")
+    t.add_argument("--reward", default="softmax_ce", help="LFP initial reward")
+    t.add_argument("--epsilon", type=float, default=1e-6, help="LFP stabiliser ε")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-alignment", action="store_true", help="skip the angle to BP")
     t.add_argument("--out", default=None, help="directory for log.json and checkpoint.pt")

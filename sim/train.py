@@ -25,7 +25,7 @@ from quant.atomic import atomic_write, atomic_write_json
 from quant.errors import ConfigError
 from sim.data import Dataset, load_dataset
 from sim.models import Network, NetworkConfig
-from sim.rules import RULES, LearningRule, make_rule, output_loss
+from sim.rules import REWARDS, RULES, LearningRule, make_rule, output_loss
 
 OPTIMIZERS = ("adam", "sgd")
 CHECKPOINT = "checkpoint.pt"
@@ -51,6 +51,8 @@ class TrainConfig:
     init: str = "he_uniform"
     seed: int = 0
     track_alignment: bool = True
+    reward: str = "softmax_ce"  # LFP only: initial reward (LFP paper, Table 2)
+    epsilon: float = 1e-6  # LFP only: stabiliser of Eqs. 8-9
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -65,17 +67,24 @@ class TrainConfig:
             raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if not 0.0 <= self.momentum < 1.0:
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.reward not in REWARDS:
+            raise ConfigError(f"reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
+        if not (self.epsilon >= 0 and math.isfinite(self.epsilon)):
+            raise ConfigError(f"epsilon must be a finite number >= 0, got {self.epsilon}")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
         # Topology, dropout, activation and init are validated by NetworkConfig.
         self.network_config((1,))
 
-    def network_config(self, input_shape: tuple[int, ...], regression: bool = False):
+    def network_config(
+        self, input_shape: tuple[int, ...], regression: bool = False
+    ) -> NetworkConfig:
+        """Regression uses tanh outputs; classification the rule's own output activation."""
         return NetworkConfig(
             topology=self.topology,
             input_shape=input_shape,
             hidden_activation=self.hidden_activation,
-            output_activation="tanh" if regression else "sigmoid",
+            output_activation="tanh" if regression else RULES[self.rule].output_activation,
             dropout=self.dropout,
             conv_trainable=self.conv_trainable,
             init=self.init,  # type: ignore[arg-type]
@@ -115,7 +124,8 @@ def build(config: TrainConfig, dataset: Dataset) -> tuple[Network, LearningRule]
             f"{dataset.name!r} has {dataset.num_classes} "
             f"{'targets' if dataset.task == 'regression' else 'classes'}"
         )
-    return net, make_rule(config.rule, net, seed=config.seed + 1)
+    options = {name: getattr(config, name) for name in RULES[config.rule].options}
+    return net, make_rule(config.rule, net, seed=config.seed + 1, **options)
 
 
 def make_optimizer(config: TrainConfig, net: Network) -> torch.optim.Optimizer:

@@ -14,23 +14,33 @@ from sim.rules.base import (
 from sim.rules.bp import Backprop
 from sim.rules.direct import DFA, DRTP, DirectProjection, SignDFA
 from sim.rules.fa import FeedbackAlignment
+from sim.rules.lfp import LFP
+from sim.rules.rewards import REWARDS
 from sim.rules.shallow import Shallow
 
 RULES: dict[str, type[LearningRule]] = {
-    rule.name: rule for rule in (Backprop, FeedbackAlignment, DFA, SignDFA, DRTP, Shallow)
+    rule.name: rule for rule in (Backprop, FeedbackAlignment, DFA, SignDFA, DRTP, Shallow, LFP)
 }
 
 
-def make_rule(name: str, net: Network, seed: int = 0) -> LearningRule:
-    """Build the rule called `name` for `net`; its feedback tensors are drawn from `seed`."""
+def make_rule(name: str, net: Network, seed: int = 0, **options: object) -> LearningRule:
+    """Build the rule called `name` for `net`; its feedback tensors are drawn from `seed`.
+
+    `options` are the rule's own keyword arguments (LFP: `reward`, `epsilon`).
+    """
     if name not in RULES:
         raise ConfigError(f"unknown rule {name!r}; choose one of {', '.join(RULES)}")
-    return RULES[name](net, seed=seed)
+    try:
+        return RULES[name](net, seed=seed, **options)
+    except TypeError as error:
+        raise ConfigError(f"rule {name!r} does not take options {sorted(options)}") from error
 
 
 __all__ = [
     "DFA",
     "DRTP",
+    "LFP",
+    "REWARDS",
     "RULES",
     "Backprop",
     "DirectProjection",

@@ -26,9 +26,15 @@ from sim.models.network import BlockTrace, Network
 
 
 def output_loss(y: Tensor, target: Tensor, activation: str) -> Tensor:
-    """BCE for sigmoid outputs (classification), mean squared error otherwise."""
+    """BCE on sigmoid outputs, softmax cross-entropy on linear outputs, MSE on tanh outputs.
+
+    Sigmoid outputs are the DRTP family's classifiers, linear outputs LFP's (whose
+    rewards interpret them as logits), tanh outputs the regression task's.
+    """
     if activation == "sigmoid":
         return F.binary_cross_entropy(y, target)
+    if activation == "linear":
+        return F.cross_entropy(y, target)
     return F.mse_loss(y, target)
 
 
@@ -72,6 +78,8 @@ class LearningRule(nn.Module, ABC):
     """Computes one minibatch's parameter updates into `.grad`."""
 
     name: ClassVar[str]
+    output_activation: ClassVar[str] = "sigmoid"  # for classification; see `output_loss`
+    options: ClassVar[tuple[str, ...]] = ()  # `TrainConfig` fields passed to the constructor
 
     def __init__(self, net: Network, seed: int = 0) -> None:
         super().__init__()

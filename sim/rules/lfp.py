@@ -1,0 +1,88 @@
+"""Layer-wise feedback propagation, LFP-ε (Weber et al., LFP paper, Eqs. 8–9).
+
+A reward `r_c` on each linear output is decomposed backwards, layer by layer, in
+proportion to each input's contribution `z_ij = w_ij a_i` to `z_j` (the bias is a weight
+on a constant 1):
+
+    r_ij = z_ij / (z_j + sign(z_j) ε) · r_j,         r_i = Σ_j r_ij          (Eq. 8)
+    d_wij = |w_ij| a_i / (z_j + sign(z_j) ε) · r_j                            (Eq. 9)
+
+One division per post-neuron (`s_j = r_j / stab(z_j)`), then `r_i = a_i Σ_j w_ij s_j` and
+`d_w = |w| ⊙ (s ⊗ a)`. Elementwise activations pass the reward unchanged (so they must be
+sign preserving: tanh, ReLU; not sigmoid); max pooling routes it to the winner; dropout
+and flatten pass it through. Rewards are maximised: the update is written as
+`.grad = −d`, summed over the minibatch like the authors' reference code, so that the
+paper's learning rates apply. No gradient of any loss is used.
+"""
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from sim.models.network import BlockTrace, Network
+from sim.rules.base import LearningRule, StepContext, StepResult, output_loss
+from sim.rules.rewards import get_reward, sign
+
+
+def stabilise(z: Tensor, epsilon: float) -> Tensor:
+    """`z + sign(z) ε` with `sign(0) = 1`: the LFP-ε denominator."""
+    return z + sign(z) * epsilon
+
+
+class LFP(LearningRule):
+    name = "lfp"
+    output_activation: ClassVar[str] = "linear"
+    options: ClassVar[tuple[str, ...]] = ("reward", "epsilon")
+
+    def __init__(
+        self, net: Network, seed: int = 0, reward: str = "softmax_ce", epsilon: float = 1e-6
+    ) -> None:
+        super().__init__(net, seed)
+        self.reward = get_reward(reward)
+        self.epsilon = epsilon
+
+    def hidden_signal(self, k: int, ctx: StepContext) -> Tensor | None:
+        raise NotImplementedError("LFP propagates rewards in `step`, not gradient signals")
+
+    def step(
+        self,
+        x: Tensor,
+        target: Tensor,
+        generator: torch.Generator | None = None,
+        track_alignment: bool = False,
+    ) -> StepResult:
+        net = self.network
+        traces = net.trace(x, generator)
+        output = traces[-1].out.detach()
+        self.propagate_rewards(traces, self.reward(output, target))
+        loss = output_loss(output, target, net.blocks[-1].activation).item()
+        angles = None
+        if track_alignment:
+            angles = tuple(float("nan") for _ in traces[:-1])
+        return StepResult(loss, output, angles)
+
+    def propagate_rewards(self, traces: list[BlockTrace], reward: Tensor) -> list[Tensor]:
+        """Write every block's feedback to `.grad`; return the reward at each block's input.
+
+        Entry k of the result is the reward arriving at block k's input (entry 0: the
+        network input), so conservation can be checked layer by layer.
+        """
+        rewards = [reward]
+        for k in reversed(range(len(traces))):
+            rewards.insert(0, self.propagate(k, traces[k], rewards[0]))
+        return rewards[:-1]
+
+    def propagate(self, k: int, trace: BlockTrace, reward_out: Tensor) -> Tensor:
+        """Write block k's feedback to `.grad`; return the reward at the block's input."""
+        block = self.network.blocks[k]
+        (reward_a,) = torch.autograd.grad(trace.out, trace.a, reward_out, retain_graph=True)
+        normed = reward_a / stabilise(trace.z.detach(), self.epsilon)  # one division per neuron
+        params = [p for p in block.parameters() if p.requires_grad]
+        if params:
+            grads = torch.autograd.grad(trace.z, params, normed, retain_graph=True)
+            for p, g in zip(params, grads, strict=True):
+                p.grad = -(p.detach().abs() * g)
+        weighted = block.linear_map(trace.x, block.weight.detach())
+        (per_input,) = torch.autograd.grad(weighted, trace.x, normed, retain_graph=True)
+        return (trace.x.detach() * per_input).reshape(trace.inp.shape)
