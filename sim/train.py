@@ -25,7 +25,7 @@ from quant.atomic import atomic_write, atomic_write_json
 from quant.errors import ConfigError
 from sim.data import Dataset, load_dataset
 from sim.models import Network, NetworkConfig
-from sim.rules import REWARDS, RULES, LearningRule, make_rule, output_loss
+from sim.rules import REWARDS, RULES, LearningRule, make_rule
 
 OPTIMIZERS = ("adam", "sgd")
 CHECKPOINT = "checkpoint.pt"
@@ -151,15 +151,14 @@ def batch_error(dataset: Dataset, output: torch.Tensor, labels: torch.Tensor) ->
 
 @torch.no_grad()
 def evaluate(
-    net: Network, dataset: Dataset, x: torch.Tensor, y: torch.Tensor
+    rule: LearningRule, dataset: Dataset, x: torch.Tensor, y: torch.Tensor
 ) -> tuple[float, float]:
     """Mean loss and error over a whole split, in chunks, without dropout."""
     loss = error = 0.0
-    activation = net.blocks[-1].activation
     for start in range(0, len(x), 1000):
-        out = net(x[start : start + 1000])
+        out = rule.network(x[start : start + 1000])
         labels = y[start : start + 1000]
-        loss += output_loss(out, targets(dataset, labels), activation).item() * len(labels)
+        loss += rule.loss(out, targets(dataset, labels)).item() * len(labels)
         error += batch_error(dataset, out, labels)
     return loss / len(x), error / len(x)
 
@@ -251,7 +250,7 @@ def train(
             error_sum += batch_error(dataset, result.output, labels)
             if result.angles is not None:
                 angles.append(result.angles)
-        test_loss, test_error = evaluate(net, dataset, x_test, y_test)
+        test_loss, test_error = evaluate(rule, dataset, x_test, y_test)
         record = EpochRecord(
             epoch=epoch,
             train_loss=loss_sum / len(x_train),

@@ -90,6 +90,10 @@ class LearningRule(nn.Module, ABC):
     def network(self) -> Network:
         return self.net[0]
 
+    def loss(self, output: Tensor, target: Tensor) -> Tensor:
+        """The loss this rule reports (and, for gradient rules, descends) on `output`."""
+        return output_loss(output, target, self.network.blocks[-1].activation)
+
     def build_feedback(self, net: Network, generator: torch.Generator) -> None:
         """Create fixed feedback tensors as buffers; rules without feedback keep none."""
 
@@ -108,7 +112,7 @@ class LearningRule(nn.Module, ABC):
         net = self.network
         traces = net.trace(x, generator)
         top = traces[-1]
-        loss = output_loss(top.out, target, net.blocks[-1].activation)
+        loss = self.loss(top.out, target)
         (delta_top,) = torch.autograd.grad(loss, top.z, retain_graph=True)
         ctx = StepContext(traces, top.out.detach(), target, {len(traces) - 1: delta_top})
         self._write_grads(len(traces) - 1, traces, delta_top)

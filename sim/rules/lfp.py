@@ -21,7 +21,13 @@ import torch
 from torch import Tensor
 
 from sim.models.network import BlockTrace, Network
-from sim.rules.base import LearningRule, StepContext, StepResult, output_loss
+from sim.rules.base import (
+    LearningRule,
+    StepContext,
+    StepResult,
+    alignment_angle,
+    backprop_deltas,
+)
 from sim.rules.rewards import get_reward, sign
 
 
@@ -55,26 +61,38 @@ class LFP(LearningRule):
         net = self.network
         traces = net.trace(x, generator)
         output = traces[-1].out.detach()
-        self.propagate_rewards(traces, self.reward(output, target))
-        loss = output_loss(output, target, net.blocks[-1].activation).item()
+        signals: list[Tensor] = []
+        self.propagate_rewards(traces, self.reward(output, target), signals)
+        loss = self.loss(output, target).item()
         angles = None
         if track_alignment:
-            angles = tuple(float("nan") for _ in traces[:-1])
+            # BP's δz for the softmax cross-entropy the default reward is equivalent to.
+            bp = backprop_deltas(net, traces, torch.softmax(output, 1) - target)
+            angles = tuple(alignment_angle(-signals[k], bp[k]) for k in range(len(traces) - 1))
         return StepResult(loss, output, angles)
 
-    def propagate_rewards(self, traces: list[BlockTrace], reward: Tensor) -> list[Tensor]:
+    def propagate_rewards(
+        self, traces: list[BlockTrace], reward: Tensor, signals: list[Tensor] | None = None
+    ) -> list[Tensor]:
         """Write every block's feedback to `.grad`; return the reward at each block's input.
 
         Entry k of the result is the reward arriving at block k's input (entry 0: the
-        network input), so conservation can be checked layer by layer.
+        network input), so conservation can be checked layer by layer. `signals`, if
+        given, receives each block's `r_j / stab(z_j)`: under Theorem 1 it is BP's `−δz_j`,
+        which is how LFP's alignment with BP is measured.
         """
         rewards = [reward]
+        normed: list[Tensor] = []
         for k in reversed(range(len(traces))):
-            rewards.insert(0, self.propagate(k, traces[k], rewards[0]))
+            reward_in, per_neuron = self.propagate(k, traces[k], rewards[0])
+            rewards.insert(0, reward_in)
+            normed.insert(0, per_neuron)
+        if signals is not None:
+            signals.extend(normed)
         return rewards[:-1]
 
-    def propagate(self, k: int, trace: BlockTrace, reward_out: Tensor) -> Tensor:
-        """Write block k's feedback to `.grad`; return the reward at the block's input."""
+    def propagate(self, k: int, trace: BlockTrace, reward_out: Tensor) -> tuple[Tensor, Tensor]:
+        """Write block k's feedback to `.grad`; return the input reward and `r / stab(z)`."""
         block = self.network.blocks[k]
         (reward_a,) = torch.autograd.grad(trace.out, trace.a, reward_out, retain_graph=True)
         normed = reward_a / stabilise(trace.z.detach(), self.epsilon)  # one division per neuron
@@ -85,4 +103,4 @@ class LFP(LearningRule):
                 p.grad = -(p.detach().abs() * g)
         weighted = block.linear_map(trace.x, block.weight.detach())
         (per_input,) = torch.autograd.grad(weighted, trace.x, normed, retain_graph=True)
-        return (trace.x.detach() * per_input).reshape(trace.inp.shape)
+        return (trace.x.detach() * per_input).reshape(trace.inp.shape), normed

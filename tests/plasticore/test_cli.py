@@ -77,5 +77,5 @@ def test_console_entry_point_reports_errors_without_traceback():
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
         "plasticore: error: rule: unknown rule 'nope'; choose one of bp, fa, dfa, sdfa, drtp, "
-        "shallow"
+        "shallow, lfp"
     )

@@ -51,6 +51,16 @@ def test_theorem_1_lfp0_equals_weight_scaled_gradient_descent(topology, shape):
         assert torch.allclose(mine, p.detach().abs() * p.grad, atol=1e-6, rtol=1e-5)
 
 
+def test_alignment_with_bp_is_zero_under_theorem_1():
+    net = _net("FC_8_FC_6_FC_3")
+    x, target = _batch()
+    angles = make_rule("lfp", net, epsilon=0.0).step(x, target, track_alignment=True).angles
+    assert angles == pytest.approx((0.0, 0.0), abs=1e-2)
+    tanh = _net("FC_8_FC_6_FC_3", activation="tanh")
+    angles = make_rule("lfp", tanh).step(x, target, track_alignment=True).angles
+    assert all(1.0 < a < 90.0 for a in angles)  # tanh is not piecewise linear: not BP
+
+
 def test_softmax_ce_reward_is_the_theorem_1_reward():
     o = torch.randn(4, 5)
     y = F.one_hot(torch.tensor([0, 4, 2, 2]), 5).float()

@@ -222,4 +222,4 @@ def test_unknown_rule():
     net, _, _ = _setup()
     with pytest.raises(ConfigError, match="unknown rule 'hebb'"):
         make_rule("hebb", net)
-    assert set(RULES) == {"bp", "fa", "dfa", "sdfa", "drtp", "shallow"}
+    assert set(RULES) == {"bp", "fa", "dfa", "sdfa", "drtp", "shallow", "lfp"}
