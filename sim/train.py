@@ -155,11 +155,13 @@ def evaluate(
 ) -> tuple[float, float]:
     """Mean loss and error over a whole split, in chunks, without dropout."""
     loss = error = 0.0
+    rule.network.eval()
     for start in range(0, len(x), 1000):
         out = rule.network(x[start : start + 1000])
         labels = y[start : start + 1000]
         loss += rule.loss(out, targets(dataset, labels)).item() * len(labels)
         error += batch_error(dataset, out, labels)
+    rule.network.train()
     return loss / len(x), error / len(x)
 
 

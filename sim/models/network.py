@@ -4,8 +4,10 @@ A network is a chain of blocks. Block k computes
 
     x_k = dropout(flatten(y_{k-1}))      (flatten and dropout: fully connected blocks only)
     z_k = W_k x_k + b_k                  (Linear or Conv2d)
-    a_k = f_k(z_k)                       (the point where learning rules inject signals)
+    n_k = BN(z_k)                        (`BN` blocks only; otherwise n_k = z_k)
+    a_k = f_k(n_k)                       (the point where learning rules inject signals)
     y_k = maxpool(a_k)                   (convolutional blocks only)
+    y_k = a_k + y_{k-1}                  (`SKIP` blocks only: a sum skip connection)
 
 `Network.trace` runs the chain with every block's input detached into its own leaf, so a
 learning rule can drive each block's local backward pass with whatever signal it
@@ -27,6 +29,8 @@ ACTIVATIONS = {
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
     "relu": torch.relu,
+    "silu": F.silu,
+    "elu": F.elu,
     "hardtanh": F.hardtanh,
     "linear": lambda z: z,
 }
@@ -71,8 +75,9 @@ class BlockTrace:
     inp: Tensor  # leaf: the previous block's output, detached
     x: Tensor  # layer input after flatten and dropout
     z: Tensor  # weighted sum
+    n: Tensor  # after batch normalisation (`z` itself without BN)
     a: Tensor  # activation (where rules inject their signal)
-    out: Tensor  # after pooling (conv) or `a` itself
+    out: Tensor  # after pooling (conv) or the skip sum, otherwise `a` itself
 
 
 class Block(nn.Module):
@@ -101,6 +106,11 @@ class Block(nn.Module):
                 in_shape[0], spec.width, spec.kernel, stride=spec.stride, padding=spec.padding
             )
             self.pool = nn.MaxPool2d(kernel_size=2, stride=2)
+        self.skip = spec.skip
+        self.norm: nn.BatchNorm1d | nn.BatchNorm2d | None = None
+        if spec.batchnorm:
+            bn = nn.BatchNorm1d if spec.kind == "fc" else nn.BatchNorm2d
+            self.norm = bn(spec.width)
         self.layer.requires_grad_(trainable)
 
     @property
@@ -124,9 +134,12 @@ class Block(nn.Module):
     def run(self, y_prev: Tensor, generator: torch.Generator | None = None) -> BlockTrace:
         x = self.prepare(y_prev, generator)
         z = self.layer(x)
-        a = ACTIVATIONS[self.activation](z)
+        n = self.norm(z) if self.norm is not None else z
+        a = ACTIVATIONS[self.activation](n)
         out = self.pool(a) if self.pool is not None else a
-        return BlockTrace(inp=y_prev, x=x, z=z, a=a, out=out)
+        if self.skip:
+            out = out + y_prev
+        return BlockTrace(inp=y_prev, x=x, z=z, n=n, a=a, out=out)
 
 
 class Network(nn.Module):
@@ -146,6 +159,11 @@ class Network(nn.Module):
                     f"the input shape is {shape}"
                 )
             last = i == len(specs) - 1
+            if spec.skip and shape != (spec.width,):
+                raise ConfigError(
+                    f"topology {config.topology!r}: {spec} adds its input to its output, so "
+                    f"its input must be {spec.width} wide, got shape {shape}"
+                )
             block = Block(
                 spec,
                 shape,
@@ -185,9 +203,13 @@ class Network(nn.Module):
         return (spec.width, h // 2, w // 2)
 
     def _hook_shapes(self) -> tuple[tuple[int, ...], ...]:
+        training = self.training
+        self.eval()  # a probe must not touch BatchNorm's running statistics
         with torch.no_grad():
             probe = torch.zeros((1, *self.config.input_shape))
-            return tuple(tuple(t.a.shape[1:]) for t in self.trace(probe))
+            shapes = tuple(tuple(t.a.shape[1:]) for t in self.trace(probe))
+        self.train(training)
+        return shapes
 
     def trace(self, x: Tensor, generator: torch.Generator | None = None) -> list[BlockTrace]:
         """Forward pass with each block's input detached into a leaf that requires grad.
@@ -205,7 +227,7 @@ class Network(nn.Module):
         return traces
 
     def forward(self, x: Tensor) -> Tensor:
-        """Inference: one connected graph, no dropout."""
+        """Inference: one connected graph, no dropout (call `eval()` for BN running stats)."""
         y = x
         for block in self.blocks:
             y = block.run(y).out

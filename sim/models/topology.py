@@ -4,6 +4,10 @@
 `CONV_32_5_1_2_FC_1000_FC_10` puts a convolution with 32 kernels of 5x5, stride 1 and
 padding 2 (each followed by 2x2 max pooling with stride 2) in front of them. The last
 layer is always fully connected and is the output layer.
+
+A hidden layer may carry modifiers: `BN` puts batch normalisation between its weighted
+sum and its activation; `SKIP` (fully connected, same width as its input) adds its
+input to its activation, a sum skip connection. `FC_64_FC_64_BN_SKIP_FC_10`.
 """
 
 from dataclasses import dataclass
@@ -21,6 +25,8 @@ class LayerSpec:
     kernel: int = 0
     stride: int = 1
     padding: int = 0
+    batchnorm: bool = False
+    skip: bool = False
 
     def __post_init__(self) -> None:
         if self.width < 1:
@@ -30,14 +36,19 @@ class LayerSpec:
                 "conv layer needs kernel >= 1, stride >= 1, padding >= 0, got "
                 f"kernel={self.kernel} stride={self.stride} padding={self.padding}"
             )
+        if self.skip and self.kind != "fc":
+            raise ConfigError("SKIP is supported on FC layers only")
 
     def __str__(self) -> str:
         if self.kind == "fc":
-            return f"FC_{self.width}"
-        return f"CONV_{self.width}_{self.kernel}_{self.stride}_{self.padding}"
+            text = f"FC_{self.width}"
+        else:
+            text = f"CONV_{self.width}_{self.kernel}_{self.stride}_{self.padding}"
+        return text + "_BN" * self.batchnorm + "_SKIP" * self.skip
 
 
 _FIELDS = {"FC": ("units",), "CONV": ("kernels", "kernel size", "stride", "padding")}
+_MODIFIERS = ("BN", "SKIP")
 
 
 def parse_topology(text: str) -> tuple[LayerSpec, ...]:
@@ -61,15 +72,25 @@ def parse_topology(text: str) -> tuple[LayerSpec, ...]:
                     f"got {got}"
                 )
             values.append(int(tokens[i + j]))
-        if head == "FC":
-            layers.append(LayerSpec("fc", values[0]))
-        else:
-            if layers and layers[-1].kind == "fc":
-                raise ConfigError(f"topology {text!r}: CONV layers must come before FC layers")
-            layers.append(LayerSpec("conv", *values))
         i += 1 + len(names)
+        modifiers = set()
+        while i < len(tokens) and tokens[i].upper() in _MODIFIERS:
+            modifiers.add(tokens[i].upper())
+            i += 1
+        if head == "CONV" and layers and layers[-1].kind == "fc":
+            raise ConfigError(f"topology {text!r}: CONV layers must come before FC layers")
+        layers.append(
+            LayerSpec(
+                head.lower(),  # type: ignore[arg-type]
+                *values,
+                batchnorm="BN" in modifiers,
+                skip="SKIP" in modifiers,
+            )
+        )
     if not layers or layers[-1].kind != "fc":
         raise ConfigError(f"topology {text!r}: the last layer must be FC (the output layer)")
+    if layers[-1].batchnorm or layers[-1].skip:
+        raise ConfigError(f"topology {text!r}: the output layer takes no BN or SKIP")
     return tuple(layers)
 
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from quant.errors import ConfigError
 from sim.models.network import BlockTrace, Network
 
 
@@ -80,9 +81,14 @@ class LearningRule(nn.Module, ABC):
     name: ClassVar[str]
     output_activation: ClassVar[str] = "sigmoid"  # for classification; see `output_loss`
     options: ClassVar[tuple[str, ...]] = ()  # `TrainConfig` fields passed to the constructor
+    supports_skip: ClassVar[bool] = False  # block-local signals cannot follow a skip path
 
     def __init__(self, net: Network, seed: int = 0) -> None:
         super().__init__()
+        if not self.supports_skip and any(block.skip for block in net.blocks):
+            raise ConfigError(
+                f"rule {self.name!r} does not support SKIP layers; use 'lfp' for skip networks"
+            )
         self.net = [net]  # a list keeps the network out of this module's state_dict
         self.build_feedback(net, torch.Generator().manual_seed(seed))
 
@@ -113,16 +119,14 @@ class LearningRule(nn.Module, ABC):
         traces = net.trace(x, generator)
         top = traces[-1]
         loss = self.loss(top.out, target)
-        (delta_top,) = torch.autograd.grad(loss, top.z, retain_graph=True)
+        delta_top = self._backward_block(len(traces) - 1, top, loss, None)
         ctx = StepContext(traces, top.out.detach(), target, {len(traces) - 1: delta_top})
-        self._write_grads(len(traces) - 1, traces, delta_top)
         for k in reversed(range(len(traces) - 1)):
             signal = self.hidden_signal(k, ctx)
             if signal is None:
                 self._clear_grads(k)
                 continue
-            ctx.delta_z[k] = self._local_delta(traces[k], signal)
-            self._write_grads(k, traces, ctx.delta_z[k])
+            ctx.delta_z[k] = self._backward_block(k, traces[k], traces[k].a, signal)
         angles = None
         if track_alignment:
             bp = self.reference_deltas(traces, ctx)
@@ -141,13 +145,19 @@ class LearningRule(nn.Module, ABC):
         (delta,) = torch.autograd.grad(trace.a, trace.z, signal, retain_graph=True)
         return delta
 
-    def _write_grads(self, k: int, traces: list[BlockTrace], delta_z: Tensor) -> None:
+    def _backward_block(
+        self, k: int, trace: BlockTrace, root: Tensor, signal: Tensor | None
+    ) -> Tensor:
+        """Block k's local backward from `root` (the loss, or `a_k` driven by `signal`).
+
+        Writes the block's parameter gradients (weights, bias, BatchNorm scale and shift)
+        to `.grad` and returns the modulatory signal `δz_k` at the weighted sum.
+        """
         params = [p for p in self.network.blocks[k].parameters() if p.requires_grad]
-        if not params:
-            return
-        grads = torch.autograd.grad(traces[k].z, params, delta_z, retain_graph=True)
-        for p, g in zip(params, grads, strict=True):
+        grads = torch.autograd.grad(root, [*params, trace.z], signal, retain_graph=True)
+        for p, g in zip(params, grads, strict=False):
             p.grad = g
+        return grads[-1]
 
     def _clear_grads(self, k: int) -> None:
         for p in self.network.blocks[k].parameters():

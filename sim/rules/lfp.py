@@ -13,6 +13,12 @@ sign preserving: tanh, ReLU; not sigmoid); max pooling routes it to the winner; 
 and flatten pass it through. Rewards are maximised: the update is written as
 `.grad = −d`, summed over the minibatch like the authors' reference code, so that the
 paper's learning rates apply. No gradient of any loss is used.
+
+Batch normalisation `n = γ z̃ + β`, `z̃ = (z − E[z]) / √(Var[z] + ϵ)` (Eqs. 10–12): the
+scale and shift get `d_γ = |γ| z̃ r_n / stab(n)`, `d_β = |β| r_n / stab(n)`, and the reward
+passes to `z` as `r_z = γ z / √(Var[z] + ϵ) · r_n / stab(n)` (the mean taken as zero, so
+the reward is not shifted across 0). A sum skip `y = a + y_prev` splits the reward in
+proportion to the two summands (Eq. 13).
 """
 
 from typing import ClassVar
@@ -40,6 +46,7 @@ class LFP(LearningRule):
     name = "lfp"
     output_activation: ClassVar[str] = "linear"
     options: ClassVar[tuple[str, ...]] = ("reward", "epsilon")
+    supports_skip: ClassVar[bool] = True
 
     def __init__(
         self, net: Network, seed: int = 0, reward: str = "softmax_ce", epsilon: float = 1e-6
@@ -94,13 +101,39 @@ class LFP(LearningRule):
     def propagate(self, k: int, trace: BlockTrace, reward_out: Tensor) -> tuple[Tensor, Tensor]:
         """Write block k's feedback to `.grad`; return the input reward and `r / stab(z)`."""
         block = self.network.blocks[k]
+        skip_reward = None
+        if block.skip:  # Eq. 13: y = a + y_prev, shares in proportion to the summands
+            share = reward_out / stabilise(trace.out.detach(), self.epsilon)
+            skip_reward = trace.inp.detach() * share
+            reward_out = trace.a.detach() * share
         (reward_a,) = torch.autograd.grad(trace.out, trace.a, reward_out, retain_graph=True)
-        normed = reward_a / stabilise(trace.z.detach(), self.epsilon)  # one division per neuron
-        params = [p for p in block.parameters() if p.requires_grad]
+        reward_z = reward_a  # elementwise activations pass the reward unchanged
+        if block.norm is not None:
+            reward_z = self._batchnorm(block.norm, trace, reward_a)
+        normed = reward_z / stabilise(trace.z.detach(), self.epsilon)  # one division per neuron
+        params = [p for p in block.layer.parameters() if p.requires_grad]
         if params:
             grads = torch.autograd.grad(trace.z, params, normed, retain_graph=True)
             for p, g in zip(params, grads, strict=True):
                 p.grad = -(p.detach().abs() * g)
         weighted = block.linear_map(trace.x, block.weight.detach())
         (per_input,) = torch.autograd.grad(weighted, trace.x, normed, retain_graph=True)
-        return (trace.x.detach() * per_input).reshape(trace.inp.shape), normed
+        reward_in = (trace.x.detach() * per_input).reshape(trace.inp.shape)
+        if skip_reward is not None:
+            reward_in = reward_in + skip_reward
+        return reward_in, normed
+
+    def _batchnorm(self, norm: torch.nn.Module, trace: BlockTrace, reward_n: Tensor) -> Tensor:
+        """Eqs. 11–12: update γ and β, return the reward at the BatchNorm's input."""
+        z, n = trace.z.detach(), trace.n.detach()
+        dims = [d for d in range(z.dim()) if d != 1]  # statistics per channel
+        view = [1, -1] + [1] * (z.dim() - 2)
+        std = torch.sqrt(z.var(dims, unbiased=False, keepdim=True) + norm.eps)
+        z_hat = (z - z.mean(dims, keepdim=True)) / std
+        q = reward_n / stabilise(n, self.epsilon)
+        gamma, beta = norm.weight, norm.bias
+        if gamma.requires_grad:
+            gamma.grad = -(gamma.detach().abs() * (z_hat * q).sum(dims))
+        if beta.requires_grad:
+            beta.grad = -(beta.detach().abs() * q.sum(dims))
+        return gamma.detach().view(view) * z / std * q

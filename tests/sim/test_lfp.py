@@ -164,3 +164,72 @@ def test_lfp_learns_digits():
         result = train(config, progress=False, dataset=data)
         assert result.network.blocks[-1].activation == "linear"
         assert result.final.test_error < 0.08, activation
+
+
+def test_batchnorm_rule_closed_form():
+    """Eqs. 11–12 written out by hand for FC_4_BN_FC_3 (tanh, batch statistics)."""
+    net = _net("FC_4_BN_FC_3", activation="tanh", seed=3)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        net.blocks[0].norm.weight.uniform_(-2, 2, generator=g)
+        net.blocks[0].norm.bias.uniform_(-1, 1, generator=g)
+    x, target = _batch()
+    eps = 1e-6
+    rule = make_rule("lfp", net, epsilon=eps)
+    rule.step(x, target)
+
+    def stab(v):
+        return v + torch.where(v >= 0, 1.0, -1.0) * eps
+
+    l1, bn, l2 = net.blocks[0].layer, net.blocks[0].norm, net.blocks[1].layer
+    w1, b1, w2, b2 = (t.detach() for t in (l1.weight, l1.bias, l2.weight, l2.bias))
+    gamma, beta = bn.weight.detach(), bn.bias.detach()
+    z = x @ w1.T + b1
+    std = torch.sqrt(z.var(0, unbiased=False) + bn.eps)
+    z_hat = (z - z.mean(0)) / std
+    n = gamma * z_hat + beta
+    a = torch.tanh(n)
+    o = a @ w2.T + b2
+    s2 = rule.reward(o, target) / stab(o)
+    q = (a * (s2 @ w2)) / stab(n)
+    s1 = gamma * z / std * q / stab(z)
+    expected = {
+        l2.weight: w2.abs() * (s2.T @ a),
+        l2.bias: b2.abs() * s2.sum(0),
+        bn.weight: gamma.abs() * (z_hat * q).sum(0),
+        bn.bias: beta.abs() * q.sum(0),
+        l1.weight: w1.abs() * (s1.T @ x),
+        l1.bias: b1.abs() * s1.sum(0),
+    }
+    for param, feedback in expected.items():
+        assert torch.allclose(param.grad, -feedback, atol=1e-5, rtol=1e-4)
+
+
+def test_skip_rule_conserves_and_splits_in_proportion():
+    """Eq. 13: y = a + y_prev; with no bias and ε = 0 the total reward is conserved."""
+    net = _net("FC_6_FC_6_SKIP_FC_3", activation="tanh", seed=2)
+    for block in net.blocks:
+        torch.nn.init.zeros_(block.layer.bias)
+        block.layer.bias.requires_grad_(False)
+    x, target = _batch()
+    rule = make_rule("lfp", net, epsilon=0.0)
+    traces = net.trace(x)
+    initial = rule.reward(traces[-1].out.detach(), target)
+    rewards = rule.propagate_rewards(traces, initial)
+    for reward in rewards:
+        assert torch.allclose(reward.sum(1), initial.sum(1), atol=1e-5)
+    # Eq. 13 by hand: y = a + y_prev takes a/y and y_prev/y of the reward at y; a's share
+    # then passes tanh unchanged and the weighted sum with ε = 0.
+    block, trace = net.blocks[1], traces[1]
+    y, a, y_prev = trace.out.detach(), trace.a.detach(), trace.inp.detach()
+    at_y = rewards[2]
+    s_path = (a / y * at_y) / trace.z.detach()
+    expected = y_prev * (s_path @ block.weight.detach()) + y_prev / y * at_y
+    assert torch.allclose(rewards[1], expected, atol=1e-5)
+
+
+def test_block_local_rules_refuse_skip_networks():
+    net = _net("FC_6_FC_6_SKIP_FC_3")
+    for name in ("drtp", "bp", "fa"):
+        with pytest.raises(ConfigError, match="does not support SKIP"):
+            make_rule(name, net)

@@ -22,11 +22,29 @@ def test_parse_fc_and_conv_topologies():
         ("FC_10_CONV_3_3_1_1", "CONV layers must come before FC"),
         ("FC_0_FC_10", "width must be >= 1"),
         ("", "token 1"),
+        ("FC_10_BN", "output layer takes no BN or SKIP"),
+        ("CONV_4_3_1_1_SKIP_FC_10", "SKIP is supported on FC layers only"),
     ],
 )
 def test_malformed_topology_names_the_problem(text, phrase):
     with pytest.raises(ConfigError, match=phrase):
         parse_topology(text)
+
+
+def test_modifiers_round_trip_and_build():
+    layers = parse_topology("FC_6_BN_FC_6_BN_SKIP_FC_3")
+    assert layers[1] == LayerSpec("fc", 6, batchnorm=True, skip=True)
+    assert format_topology(layers) == "FC_6_BN_FC_6_BN_SKIP_FC_3"
+    net = Network(NetworkConfig("FC_6_BN_FC_6_BN_SKIP_FC_3", (4,)))
+    assert isinstance(net.blocks[0].norm, torch.nn.BatchNorm1d) and net.blocks[1].skip
+    x = torch.rand(5, 4)
+    traces = net.trace(x)
+    assert torch.allclose(traces[1].out, traces[1].a + traces[0].out)
+
+
+def test_skip_needs_matching_width():
+    with pytest.raises(ConfigError, match="must be 7 wide"):
+        Network(NetworkConfig("FC_6_FC_7_SKIP_FC_3", (4,)))
 
 
 def test_conv_network_shapes_and_pooling():

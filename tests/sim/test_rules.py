@@ -105,7 +105,11 @@ def test_dfa_hidden_update_depends_on_output():
 
 @pytest.mark.parametrize(
     ("topology", "shape"),
-    [("FC_5_FC_4_FC_3", (6,)), ("CONV_3_3_1_1_FC_7_FC_3", (2, 6, 6))],
+    [
+        ("FC_5_FC_4_FC_3", (6,)),
+        ("CONV_3_3_1_1_FC_7_FC_3", (2, 6, 6)),
+        ("CONV_3_3_1_1_BN_FC_7_BN_FC_3", (2, 6, 6)),
+    ],
 )
 def test_bp_equals_autograd(topology, shape):
     net, x, target = _setup(topology, shape)
