@@ -95,8 +95,10 @@ def _train(args: argparse.Namespace) -> int:
         init=args.init,
         seed=args.seed,
         track_alignment=not args.no_alignment,
+        activation_noise=args.activation_noise,
         reward=args.reward,
         epsilon=args.epsilon,
+        reward_norm=args.reward_norm,
     )
     result = train(config, out_dir=args.out, resume=args.resume, progress=not args.quiet)
     print(result_table([result]))
@@ -126,9 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dropout", type=float, default=0.0)
     t.add_argument("--fixed-conv", action="store_true", help="keep conv kernels fixed-random")
     t.add_argument("--activation", default="tanh", help="hidden activation")
-    t.add_argument("--init", default="he_uniform", help="he_uniform or zeros")
+    t.add_argument(
+        "--activation-noise", type=float, default=0.0, help="std of training noise on activations"
+    )
+    t.add_argument(
+        "--init", default=None, help="he_uniform, torch_default or zeros (default: the rule's)"
+    )
     t.add_argument("--reward", default="softmax_ce", help="LFP initial reward")
     t.add_argument("--epsilon", type=float, default=1e-6, help="LFP stabiliser ε")
+    t.add_argument(
+        "--reward-norm", action="store_true", help="LFP: rescale each layer's reward to max 1"
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-alignment", action="store_true", help="skip the angle to BP")
     t.add_argument("--out", default=None, help="directory for log.json and checkpoint.pt")

@@ -48,11 +48,13 @@ class TrainConfig:
     dropout: float = 0.0
     conv_trainable: bool = True
     hidden_activation: str = "tanh"
-    init: str = "he_uniform"
+    init: str | None = None  # None: the rule's default (LFP needs nonzero biases)
     seed: int = 0
     track_alignment: bool = True
+    activation_noise: float = 0.0  # std of noise on hidden activations while training
     reward: str = "softmax_ce"  # LFP only: initial reward (LFP paper, Table 2)
     epsilon: float = 1e-6  # LFP only: stabiliser of Eqs. 8-9
+    reward_norm: bool = False  # LFP only: rescale each layer's reward to max |r| = 1
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -87,7 +89,8 @@ class TrainConfig:
             output_activation="tanh" if regression else RULES[self.rule].output_activation,
             dropout=self.dropout,
             conv_trainable=self.conv_trainable,
-            init=self.init,  # type: ignore[arg-type]
+            init=self.init or RULES[self.rule].default_init,  # type: ignore[arg-type]
+            activation_noise=self.activation_noise,
         )
 
 

@@ -25,6 +25,16 @@ from torch import Tensor, nn
 from quant.errors import ConfigError
 from sim.models.topology import LayerSpec, parse_topology
 
+
+def heaviside(z: Tensor) -> Tensor:
+    """Step `H(z) = 1(z > 0)`, kept in the autograd graph with its true derivative, 0.
+
+    Gradient rules therefore see no signal (plain BP cannot train through it), while
+    LFP, which needs no derivative, can.
+    """
+    return (z > 0).to(z.dtype) + 0.0 * z
+
+
 ACTIVATIONS = {
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
@@ -32,9 +42,13 @@ ACTIVATIONS = {
     "silu": F.silu,
     "elu": F.elu,
     "hardtanh": F.hardtanh,
+    "heaviside": heaviside,
     "linear": lambda z: z,
 }
-INITS = ("he_uniform", "zeros")
+# he_uniform: He-uniform weights, zero biases (DRTP reference). torch_default: PyTorch's
+# layer init, nonzero biases, which |w|-scaled rules (LFP) need, since a zero parameter
+# never receives an LFP update. zeros: all zero (DRTP paper's regression setup).
+INITS = ("he_uniform", "torch_default", "zeros")
 
 
 @dataclass(frozen=True)
@@ -47,7 +61,8 @@ class NetworkConfig:
     output_activation: str = "sigmoid"
     dropout: float = 0.0
     conv_trainable: bool = True
-    init: Literal["he_uniform", "zeros"] = "he_uniform"
+    init: Literal["he_uniform", "torch_default", "zeros"] = "he_uniform"
+    activation_noise: float = 0.0  # std of Gaussian noise on hidden activations, training only
 
     def __post_init__(self) -> None:
         parse_topology(self.topology)
@@ -60,6 +75,8 @@ class NetworkConfig:
                 )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not self.activation_noise >= 0.0:
+            raise ConfigError(f"activation_noise must be >= 0, got {self.activation_noise}")
         if self.init not in INITS:
             raise ConfigError(f"init must be one of {INITS}, got {self.init!r}")
 
@@ -90,10 +107,12 @@ class Block(nn.Module):
         activation: str,
         dropout: float,
         trainable: bool,
+        noise: float = 0.0,
     ) -> None:
         super().__init__()
         self.spec = spec
         self.activation = activation
+        self.noise = noise
         self.dropout = dropout if spec.kind == "fc" else 0.0
         if spec.kind == "fc":
             fan_in = 1
@@ -136,6 +155,9 @@ class Block(nn.Module):
         z = self.layer(x)
         n = self.norm(z) if self.norm is not None else z
         a = ACTIVATIONS[self.activation](n)
+        if generator is not None and self.noise > 0.0:
+            # LFP paper Sec. 3.6: noise keeps Heaviside units from dying during training.
+            a = a + self.noise * torch.randn(a.shape, generator=generator, dtype=a.dtype)
         out = self.pool(a) if self.pool is not None else a
         if self.skip:
             out = out + y_prev
@@ -170,6 +192,7 @@ class Network(nn.Module):
                 config.output_activation if last else config.hidden_activation,
                 config.dropout,
                 trainable=spec.kind == "fc" or config.conv_trainable,
+                noise=0.0 if last else config.activation_noise,
             )
             self._init_block(block, generator)
             blocks.append(block)
@@ -182,12 +205,18 @@ class Network(nn.Module):
         return self.config.layers[-1].width
 
     def _init_block(self, block: Block, generator: torch.Generator) -> None:
+        weight, bias = block.layer.weight, block.layer.bias
         with torch.no_grad():
             if self.config.init == "zeros":
-                block.layer.weight.zero_()
-            else:
-                nn.init.kaiming_uniform_(block.layer.weight, generator=generator)
-            block.layer.bias.zero_()
+                weight.zero_()
+                bias.zero_()
+            elif self.config.init == "he_uniform":
+                nn.init.kaiming_uniform_(weight, generator=generator)
+                bias.zero_()
+            else:  # PyTorch's Linear/Conv2d reset_parameters, drawn from our generator
+                nn.init.kaiming_uniform_(weight, a=5**0.5, generator=generator)
+                bound = 1 / weight[0].numel() ** 0.5
+                nn.init.uniform_(bias, -bound, bound, generator=generator)
 
     @staticmethod
     def _out_shape(spec: LayerSpec, shape: tuple[int, ...], topology: str) -> tuple[int, ...]:
@@ -214,8 +243,8 @@ class Network(nn.Module):
     def trace(self, x: Tensor, generator: torch.Generator | None = None) -> list[BlockTrace]:
         """Forward pass with each block's input detached into a leaf that requires grad.
 
-        Dropout is applied only when `generator` is given (training); the generator makes
-        the dropout masks reproducible and checkpointable.
+        Dropout and activation noise are applied only when `generator` is given
+        (training); the generator makes them reproducible and checkpointable.
         """
         traces = []
         y = x

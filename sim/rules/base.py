@@ -81,6 +81,7 @@ class LearningRule(nn.Module, ABC):
     name: ClassVar[str]
     output_activation: ClassVar[str] = "sigmoid"  # for classification; see `output_loss`
     options: ClassVar[tuple[str, ...]] = ()  # `TrainConfig` fields passed to the constructor
+    default_init: ClassVar[str] = "he_uniform"  # network init when the user names none
     supports_skip: ClassVar[bool] = False  # block-local signals cannot follow a skip path
 
     def __init__(self, net: Network, seed: int = 0) -> None:

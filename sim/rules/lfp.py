@@ -19,6 +19,9 @@ scale and shift get `d_γ = |γ| z̃ r_n / stab(n)`, `d_β = |β| r_n / stab(n)`
 passes to `z` as `r_z = γ z / √(Var[z] + ϵ) · r_n / stab(n)` (the mean taken as zero, so
 the reward is not shifted across 0). A sum skip `y = a + y_prev` splits the reward in
 proportion to the two summands (Eq. 13).
+
+LFP multiplies every update by |parameter|, so a parameter at zero never moves: networks
+trained with LFP default to PyTorch's initialisation, whose biases are nonzero.
 """
 
 from typing import ClassVar
@@ -45,15 +48,22 @@ def stabilise(z: Tensor, epsilon: float) -> Tensor:
 class LFP(LearningRule):
     name = "lfp"
     output_activation: ClassVar[str] = "linear"
-    options: ClassVar[tuple[str, ...]] = ("reward", "epsilon")
+    options: ClassVar[tuple[str, ...]] = ("reward", "epsilon", "reward_norm")
+    default_init: ClassVar[str] = "torch_default"  # a zero parameter never gets an update
     supports_skip: ClassVar[bool] = True
 
     def __init__(
-        self, net: Network, seed: int = 0, reward: str = "softmax_ce", epsilon: float = 1e-6
+        self,
+        net: Network,
+        seed: int = 0,
+        reward: str = "softmax_ce",
+        epsilon: float = 1e-6,
+        reward_norm: bool = False,
     ) -> None:
         super().__init__(net, seed)
         self.reward = get_reward(reward)
         self.epsilon = epsilon
+        self.reward_norm = reward_norm
 
     def hidden_signal(self, k: int, ctx: StepContext) -> Tensor | None:
         raise NotImplementedError("LFP propagates rewards in `step`, not gradient signals")
@@ -101,6 +111,12 @@ class LFP(LearningRule):
     def propagate(self, k: int, trace: BlockTrace, reward_out: Tensor) -> tuple[Tensor, Tensor]:
         """Write block k's feedback to `.grad`; return the input reward and `r / stab(z)`."""
         block = self.network.blocks[k]
+        if self.reward_norm:
+            # The reference's `norm_backward`: rescale each layer's incoming reward to
+            # max |r| = 1. Keeps step-activated nets, where a does not shrink with z and
+            # r / stab(z) explodes near z = 0, from blowing up; breaks Theorem 1's scale.
+            peak = reward_out.abs().max()
+            reward_out = reward_out / torch.where(peak > 0, peak, torch.ones_like(peak))
         skip_reward = None
         if block.skip:  # Eq. 13: y = a + y_prev, shares in proportion to the summands
             share = reward_out / stabilise(trace.out.detach(), self.epsilon)

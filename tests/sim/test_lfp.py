@@ -233,3 +233,45 @@ def test_block_local_rules_refuse_skip_networks():
     for name in ("drtp", "bp", "fa"):
         with pytest.raises(ConfigError, match="does not support SKIP"):
             make_rule(name, net)
+
+
+def test_heaviside_blocks_bp_but_passes_lfp_reward():
+    """LFP needs no derivative: reward crosses the step, BP's gradient does not."""
+    config = NetworkConfig("FC_12_FC_3", (5,), hidden_activation="heaviside")
+    x, target = _batch()
+    bp_net = Network(config, seed=1)
+    make_rule("bp", bp_net).step(x, target)
+    assert torch.count_nonzero(bp_net.blocks[0].layer.weight.grad) == 0
+    lfp_net = Network(
+        NetworkConfig(
+            "FC_12_FC_3",
+            (5,),
+            hidden_activation="heaviside",
+            output_activation="linear",
+            init="torch_default",
+        ),
+        seed=1,
+    )
+    make_rule("lfp", lfp_net).step(x, target)
+    assert torch.count_nonzero(lfp_net.blocks[0].layer.weight.grad) > 0
+
+
+def test_activation_noise_only_while_training_and_only_hidden():
+    config = NetworkConfig("FC_12_FC_3", (5,), hidden_activation="heaviside", activation_noise=0.1)
+    net = Network(config, seed=0)
+    x, _ = _batch()
+    clean = net.trace(x)
+    noisy = net.trace(x, torch.Generator().manual_seed(0))
+    assert set(clean[0].a.unique().tolist()) <= {0.0, 1.0}
+    assert not torch.equal(clean[0].a, noisy[0].a)
+    assert 0.05 < float((noisy[0].a - clean[0].a).detach().std()) < 0.2
+    assert net.blocks[1].noise == 0.0
+    assert torch.equal(noisy[1].a, torch.sigmoid(noisy[1].n))  # output left clean
+
+
+def test_lfp_defaults_to_nonzero_biases():
+    result_net = Network(NetworkConfig("FC_8_FC_3", (5,), init="torch_default"), seed=0)
+    assert torch.count_nonzero(result_net.blocks[0].layer.bias) == 8
+    config = TrainConfig(rule="lfp", topology="FC_8_FC_10", data="digits")
+    assert config.network_config((64,)).init == "torch_default"
+    assert TrainConfig(rule="drtp").network_config((64,)).init == "he_uniform"
