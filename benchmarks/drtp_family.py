@@ -13,20 +13,15 @@ what this budget gives, not a claim of reproducing the paper's absolute errors.
 """
 
 import argparse
-import dataclasses
-import json
-import math
 import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
+from benchmarks.common import Datasets, cached_run, mean_std
 from hw_reports.markdown import markdown_table
 from quant.atomic import atomic_write_json, atomic_write_text
-from sim.data import load_dataset
-from sim.train import TrainConfig, train
+from sim.train import TrainConfig
 
 RULE_ORDER = ("bp", "fa", "dfa", "sdfa", "drtp", "shallow")
 CONV = "CONV_32_5_1_2_FC_1000_FC_10"
@@ -128,12 +123,8 @@ def _epochs(net: Network, args: argparse.Namespace) -> int:
     return args.epochs_conv if net.topology.startswith("CONV") else args.epochs_fc
 
 
-def run_one(net: Network, rule: str, seed: int, epochs: int, work: Path, datasets: dict) -> dict:
-    """Train one (network, rule, seed) unless its result is already stored."""
-    path = work / f"{net.label.replace(' ', '_')}__{rule}__seed{seed}__e{epochs}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    config = TrainConfig(
+def config_for(net: Network, rule: str, seed: int, epochs: int) -> TrainConfig:
+    return TrainConfig(
         rule=rule,
         topology=net.topology,
         data=net.data,
@@ -142,37 +133,15 @@ def run_one(net: Network, rule: str, seed: int, epochs: int, work: Path, dataset
         lr=net.lr[rule],
         seed=seed,
         conv_trainable=net.conv_trainable,
+        init="he_uniform",
     )
-    key = (net.data, seed if net.data == "drtp_classification" else 0)
-    if key not in datasets:
-        datasets[key] = load_dataset(net.data, seed=key[1])
-    result = train(config, progress=False, dataset=datasets[key])
-    record = {
-        "network": net.label,
-        "rule": rule,
-        "seed": seed,
-        "config": dataclasses.asdict(config),
-        "test_error": result.final.test_error,
-        "train_error": result.final.train_error,
-        "seconds_per_epoch": statistics.mean(h.seconds for h in result.history),
-        "angles": [None if math.isnan(a) else a for a in result.final.angles or ()],
-        "test_error_per_epoch": [h.test_error for h in result.history],
-    }
-    atomic_write_json(path, record)
-    return record
 
 
-def _mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
-
-
-def summarise(records: list[dict], args: argparse.Namespace) -> tuple[list[dict], str]:
+def summarise(records: dict[tuple[str, str], list[dict]], args: argparse.Namespace):
     rows, table = [], []
     for net in NETWORKS:
         for rule in RULE_ORDER:
-            runs = [r for r in records if r["network"] == net.label and r["rule"] == rule]
+            runs = records.get((net.label, rule), [])
             if not runs:
                 continue
             errors = [100 * r["test_error"] for r in runs]
@@ -207,7 +176,7 @@ def summarise(records: list[dict], args: argparse.Namespace) -> tuple[list[dict]
                     rule,
                     row["epochs"],
                     f"{row['lr']:g}",
-                    _mean_std(errors),
+                    mean_std(errors),
                     "–" if paper is None else f"{paper:.2f}",
                     f"{row['seconds_per_epoch']:.2f}",
                     " / ".join("–" if a is None else f"{a:.0f}" for a in mean_angles) or "–",
@@ -261,7 +230,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.seeds, args.epochs_fc, args.epochs_conv, args.epochs_synthetic = 1, 2, 1, 1
         args.out = args.work / "quick"
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     jobs = [
         (net, rule, seed)
         for net in NETWORKS
@@ -269,11 +237,12 @@ def main(argv: list[str] | None = None) -> int:
         if rule in net.lr
         for seed in range(args.seeds)
     ]
-    datasets: dict = {}
-    records = []
+    datasets = Datasets()
+    records: dict[tuple[str, str], list[dict]] = {}
     for i, (net, rule, seed) in enumerate(jobs, 1):
         print(f"[{i}/{len(jobs)}] {net.label} {rule} seed {seed}", file=sys.stderr, flush=True)
-        records.append(run_one(net, rule, seed, _epochs(net, args), args.work, datasets))
+        config = config_for(net, rule, seed, _epochs(net, args))
+        records.setdefault((net.label, rule), []).append(cached_run(config, args.work, datasets))
     rows, table = summarise(records, args)
     notes = ordering_notes(rows)
     settings = {k: v for k, v in vars(args).items() if k not in ("work", "out")}
