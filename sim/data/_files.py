@@ -14,8 +14,8 @@ def data_dir(name: str, root: str | os.PathLike | None, expected: str) -> Path:
     """The directory `root` as a Path, or a DatasetError telling the user what to provide."""
     if root is None:
         raise DatasetError(
-            f"{name}: no data directory given (--data-root, or root= in Python); pass a directory holding "
-            f"{expected}. plasticore never downloads datasets."
+            f"{name}: no data directory given (--data-root, or root= in Python); pass a "
+            f"directory holding {expected}. plasticore never downloads datasets."
         )
     path = Path(root).expanduser().resolve()
     if not path.is_dir():
