@@ -99,6 +99,10 @@ def _train(args: argparse.Namespace) -> int:
         reward=args.reward,
         epsilon=args.epsilon,
         reward_norm=args.reward_norm,
+        neuron=args.neuron,
+        beta=args.beta,
+        threshold=args.threshold,
+        time_steps=args.time_steps,
     )
     result = train(config, out_dir=args.out, resume=args.resume, progress=not args.quiet)
     print(result_table([result]))
@@ -139,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--reward-norm", action="store_true", help="LFP: rescale each layer's reward to max 1"
     )
+    t.add_argument("--neuron", default="none", help="none, or lif: a spiking network")
+    t.add_argument("--beta", type=float, default=0.9, help="LIF membrane decay β")
+    t.add_argument("--threshold", type=float, default=1.0, help="LIF firing threshold θ")
+    t.add_argument("--time-steps", type=int, default=15, help="LIF window T (constant input)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-alignment", action="store_true", help="skip the angle to BP")
     t.add_argument("--out", default=None, help="directory for log.json and checkpoint.pt")

@@ -25,9 +25,11 @@ from quant.atomic import atomic_write, atomic_write_json
 from quant.errors import ConfigError
 from sim.data import Dataset, load_dataset
 from sim.models import Network, NetworkConfig
-from sim.rules import REWARDS, RULES, LearningRule, make_rule
+from sim.models.snn import SNNConfig, SpikingNetwork, validate_lif
+from sim.rules import REWARDS, RULES, SNN_RULES, LearningRule, make_rule, make_snn_rule
 
 OPTIMIZERS = ("adam", "sgd")
+NEURONS = ("none", "lif")  # "lif": a spiking network (sim/models/snn.py), SNN_RULES
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.json"
 
@@ -55,9 +57,28 @@ class TrainConfig:
     reward: str = "softmax_ce"  # LFP only: initial reward (LFP paper, Table 2)
     epsilon: float = 1e-6  # LFP only: stabiliser of Eqs. 8-9
     reward_norm: bool = False  # LFP only: rescale each layer's reward to max |r| = 1
+    # Spiking networks (LFP paper A.6): neuron="lif" builds a SpikingNetwork.
+    neuron: str = "none"  # "none" (rate units) or "lif" (snnTorch Leaky, trained by SNN_RULES)
+    beta: float = 0.9  # LIF only: membrane decay β (Eq. A.3)
+    threshold: float = 1.0  # LIF only: firing threshold θ
+    time_steps: int = 15  # LIF only: window T of the constant-current input encoding
 
     def __post_init__(self) -> None:
-        if self.rule not in RULES:
+        if self.neuron not in NEURONS:
+            raise ConfigError(f"neuron must be one of {NEURONS}, got {self.neuron!r}")
+        validate_lif(self.beta, self.threshold, self.time_steps)
+        if self.neuron == "lif":
+            if self.rule not in SNN_RULES:
+                raise ConfigError(
+                    f"rule: unknown SNN rule {self.rule!r}; choose one of {', '.join(SNN_RULES)}"
+                )
+            for name in ("dropout", "activation_noise"):
+                if getattr(self, name) != 0.0:
+                    raise ConfigError(f"{name} is not supported with neuron='lif'")
+            self.snn_config((1,))
+        elif self.reward == "snn_spike_count":
+            raise ConfigError("reward 'snn_spike_count' scores spike trains; it needs neuron='lif'")
+        if self.neuron == "none" and self.rule not in RULES:
             raise ConfigError(f"rule: unknown rule {self.rule!r}; choose one of {', '.join(RULES)}")
         if self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
@@ -76,7 +97,19 @@ class TrainConfig:
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
         # Topology, dropout, activation and init are validated by NetworkConfig.
-        self.network_config((1,))
+        if self.neuron == "none":
+            self.network_config((1,))
+
+    def snn_config(self, input_shape: tuple[int, ...]) -> SNNConfig:
+        """The spiking network of `neuron="lif"`; PyTorch's default init unless one is named."""
+        return SNNConfig(
+            topology=self.topology,
+            input_shape=input_shape,
+            beta=self.beta,
+            threshold=self.threshold,
+            time_steps=self.time_steps,
+            init=self.init or "torch_default",  # type: ignore[arg-type]
+        )
 
     def network_config(
         self, input_shape: tuple[int, ...], regression: bool = False
@@ -117,16 +150,27 @@ class TrainResult:
         return self.history[-1]
 
 
-def build(config: TrainConfig, dataset: Dataset) -> tuple[Network, LearningRule]:
-    """Network and rule for `dataset`; output width is checked against the dataset."""
-    net_config = config.network_config(dataset.input_shape, dataset.task == "regression")
-    net = Network(net_config, seed=config.seed)
-    if net.num_outputs != dataset.num_classes:
+def _check_outputs(config: TrainConfig, outputs: int, dataset: Dataset) -> None:
+    if outputs != dataset.num_classes:
         raise ConfigError(
-            f"topology {config.topology!r} has {net.num_outputs} outputs but dataset "
+            f"topology {config.topology!r} has {outputs} outputs but dataset "
             f"{dataset.name!r} has {dataset.num_classes} "
             f"{'targets' if dataset.task == 'regression' else 'classes'}"
         )
+
+
+def build(config: TrainConfig, dataset: Dataset) -> tuple[Network, LearningRule]:
+    """Network and rule for `dataset`; output width is checked against the dataset."""
+    if config.neuron == "lif":
+        if dataset.task != "classification":
+            raise ConfigError("neuron='lif' supports classification datasets only")
+        snn = SpikingNetwork(config.snn_config(dataset.input_shape), seed=config.seed)
+        _check_outputs(config, snn.num_outputs, dataset)
+        snn_options = {name: getattr(config, name) for name in SNN_RULES[config.rule].options}
+        return snn, make_snn_rule(config.rule, snn, seed=config.seed + 1, **snn_options)  # type: ignore[return-value]
+    net_config = config.network_config(dataset.input_shape, dataset.task == "regression")
+    net = Network(net_config, seed=config.seed)
+    _check_outputs(config, net.num_outputs, dataset)
     options = {name: getattr(config, name) for name in RULES[config.rule].options}
     return net, make_rule(config.rule, net, seed=config.seed + 1, **options)
 

@@ -17,6 +17,7 @@ from sim.rules.fa import FeedbackAlignment
 from sim.rules.lfp import LFP
 from sim.rules.rewards import REWARDS
 from sim.rules.shallow import Shallow
+from sim.rules.snn import SNN_RULES, SpikingRule, make_snn_rule  # spiking networks
 
 RULES: dict[str, type[LearningRule]] = {
     rule.name: rule for rule in (Backprop, FeedbackAlignment, DFA, SignDFA, DRTP, Shallow, LFP)
@@ -42,17 +43,20 @@ __all__ = [
     "LFP",
     "REWARDS",
     "RULES",
+    "SNN_RULES",
     "Backprop",
     "DirectProjection",
     "FeedbackAlignment",
     "LearningRule",
     "Shallow",
     "SignDFA",
+    "SpikingRule",
     "StepContext",
     "StepResult",
     "alignment_angle",
     "backprop_deltas",
     "feedback_to_activation",
     "make_rule",
+    "make_snn_rule",
     "output_loss",
 ]

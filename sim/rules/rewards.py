@@ -38,11 +38,26 @@ def sigmoid_ce(o: Tensor, y: Tensor) -> Tensor:
     return o * (y - torch.sigmoid(o))
 
 
+def snn_spike_count(spikes: Tensor, y: Tensor) -> Tensor:
+    """Eq. A.4 on output spike trains `o` `[T, N, C]` (not logits); per step, `[T, N, C]`.
+
+    `1 − σ(Σ_t o_c,t − ⌊T/2⌋)` for the true class, `−o_c,t (1 − σ(Σ_t |o_c,t − 1| − ⌊T/2⌋))`
+    for the others: as the reference's `SnnCorrectClassRewardSpikesRateCoded`, which
+    floors T/2 and gates the wrong-class term by the step's spike (a silent wrong class is
+    left alone). Only the spiking rules use it.
+    """
+    half = spikes.shape[0] // 2
+    hit = 1 - torch.sigmoid(spikes.sum(0) - half)
+    miss = 1 - torch.sigmoid((spikes - 1).abs().sum(0) - half)
+    return torch.where(y > 0, hit, -spikes * miss)
+
+
 REWARDS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "correct_class": correct_class,
     "false_positive": false_positive,
     "softmax_ce": softmax_ce,
     "sigmoid_ce": sigmoid_ce,
+    "snn_spike_count": snn_spike_count,
 }
 
 
