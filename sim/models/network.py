@@ -97,6 +97,29 @@ class BlockTrace:
     out: Tensor  # after pooling (conv) or the skip sum, otherwise `a` itself
 
 
+def weighted_sum(layer: nn.Linear | nn.Conv2d, x: Tensor, weight: Tensor) -> Tensor:
+    """`layer`'s weighted sum of `x` with `weight` in place of W and no bias (for feedback)."""
+    if isinstance(layer, nn.Linear):
+        return F.linear(x, weight)
+    return F.conv2d(x, weight, stride=layer.stride, padding=layer.padding)
+
+
+def init_layer(layer: nn.Linear | nn.Conv2d, init: str, generator: torch.Generator) -> None:
+    """Initialise `layer` as `INITS` describes, drawing from `generator`."""
+    weight, bias = layer.weight, layer.bias
+    with torch.no_grad():
+        if init == "zeros":
+            weight.zero_()
+            bias.zero_()
+        elif init == "he_uniform":
+            nn.init.kaiming_uniform_(weight, generator=generator)
+            bias.zero_()
+        else:  # PyTorch's Linear/Conv2d reset_parameters
+            nn.init.kaiming_uniform_(weight, a=5**0.5, generator=generator)
+            bound = 1 / weight[0].numel() ** 0.5
+            nn.init.uniform_(bias, -bound, bound, generator=generator)
+
+
 class Block(nn.Module):
     """One trainable layer with its activation, optional dropout and pooling."""
 
@@ -138,9 +161,7 @@ class Block(nn.Module):
 
     def linear_map(self, x: Tensor, weight: Tensor) -> Tensor:
         """The layer's weighted sum with `weight` in place of W and no bias (for feedback)."""
-        if isinstance(self.layer, nn.Linear):
-            return F.linear(x, weight)
-        return F.conv2d(x, weight, stride=self.layer.stride, padding=self.layer.padding)
+        return weighted_sum(self.layer, x, weight)
 
     def prepare(self, y_prev: Tensor, generator: torch.Generator | None) -> Tensor:
         """Flatten and (when a generator is given) apply inverted dropout to the input."""
@@ -194,7 +215,7 @@ class Network(nn.Module):
                 trainable=spec.kind == "fc" or config.conv_trainable,
                 noise=0.0 if last else config.activation_noise,
             )
-            self._init_block(block, generator)
+            init_layer(block.layer, config.init, generator)
             blocks.append(block)
             shape = self._out_shape(spec, shape, config.topology)
         self.blocks = nn.ModuleList(blocks)
@@ -203,20 +224,6 @@ class Network(nn.Module):
     @property
     def num_outputs(self) -> int:
         return self.config.layers[-1].width
-
-    def _init_block(self, block: Block, generator: torch.Generator) -> None:
-        weight, bias = block.layer.weight, block.layer.bias
-        with torch.no_grad():
-            if self.config.init == "zeros":
-                weight.zero_()
-                bias.zero_()
-            elif self.config.init == "he_uniform":
-                nn.init.kaiming_uniform_(weight, generator=generator)
-                bias.zero_()
-            else:  # PyTorch's Linear/Conv2d reset_parameters, drawn from our generator
-                nn.init.kaiming_uniform_(weight, a=5**0.5, generator=generator)
-                bound = 1 / weight[0].numel() ** 0.5
-                nn.init.uniform_(bias, -bound, bound, generator=generator)
 
     @staticmethod
     def _out_shape(spec: LayerSpec, shape: tuple[int, ...], topology: str) -> tuple[int, ...]:

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from quant.errors import ConfigError
-from sim.models.network import INITS, Network, heaviside
+from sim.models.network import INITS, Network, heaviside, init_layer, weighted_sum
 from sim.models.topology import LayerSpec, parse_topology
 
 SpikeFn = Callable[[Tensor], Tensor]  # H(u − θ) in the forward pass; its backward is the rule's
@@ -121,14 +121,7 @@ class SpikingBlock(nn.Module):
 
     def linear_map(self, x: Tensor, weight: Tensor) -> Tensor:
         """`W x` over a `[T, N, ...]` input with `weight` in place of W and no bias."""
-        flat = x.flatten(0, 1)
-        if isinstance(self.layer, nn.Linear):
-            out = nn.functional.linear(flat, weight)
-        else:
-            out = nn.functional.conv2d(
-                flat, weight, stride=self.layer.stride, padding=self.layer.padding
-            )
-        return out.unflatten(0, x.shape[:2])
+        return weighted_sum(self.layer, x.flatten(0, 1), weight).unflatten(0, x.shape[:2])
 
     def run(self, inp: Tensor, spike: SpikeFn) -> SpikeTrace:
         """Eqs. A.2–A.3 over the window, written out so every step's tensors are kept."""
@@ -166,7 +159,7 @@ class SpikingNetwork(nn.Module):
                     f"the input shape is {shape}"
                 )
             block = SpikingBlock(spec, shape, config.beta, config.threshold)
-            _init_layer(block.layer, config.init, generator)
+            init_layer(block.layer, config.init, generator)
             blocks.append(block)
             shape = Network._out_shape(spec, shape, config.topology)
         self.blocks = nn.ModuleList(blocks)
@@ -216,19 +209,3 @@ class SpikingNetwork(nn.Module):
                 membranes[k].append(mems[k])
                 y = block.pool(spk) if block.pool is not None else spk
         return [(torch.stack(s), torch.stack(u)) for s, u in zip(spikes, membranes, strict=True)]
-
-
-def _init_layer(layer: nn.Linear | nn.Conv2d, init: str, generator: torch.Generator) -> None:
-    """As `Network`: PyTorch's default (nonzero biases, which LFP needs), He-uniform or zeros."""
-    weight, bias = layer.weight, layer.bias
-    with torch.no_grad():
-        if init == "zeros":
-            weight.zero_()
-            bias.zero_()
-        elif init == "he_uniform":
-            nn.init.kaiming_uniform_(weight, generator=generator)
-            bias.zero_()
-        else:
-            nn.init.kaiming_uniform_(weight, a=5**0.5, generator=generator)
-            bound = 1 / weight[0].numel() ** 0.5
-            nn.init.uniform_(bias, -bound, bound, generator=generator)
