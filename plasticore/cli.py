@@ -8,12 +8,13 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from hw_reports.markdown import markdown_table
 from quant.errors import PlasticoreError
 from sim.data import DATASET_NAMES
-from sim.rules import RULES
+from sim.rules import RULES, SNN_RULES
 from sim.train import OPTIMIZERS, TrainConfig, TrainResult, train
 
 # The main job on its embedded default: every rule side by side on the bundled 8x8
@@ -83,7 +84,7 @@ def _train(args: argparse.Namespace) -> int:
         rule=args.rule,
         topology=args.topology,
         data=args.data,
-        data_root=args.data_root,
+        data_root=str(Path(args.data_root).resolve()) if args.data_root else None,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -120,7 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     t = sub.add_parser("train", help="train a network with a learning rule")
-    t.add_argument("--rule", default="drtp", help=f"one of {', '.join(RULES)}")
+    t.add_argument(
+        "--rule",
+        default="drtp",
+        help=f"one of {', '.join(RULES)}; with --neuron lif one of {', '.join(SNN_RULES)}",
+    )
     t.add_argument("--topology", default="FC_500_FC_10", help="e.g. CONV_32_5_1_2_FC_1000_FC_10")
     t.add_argument("--data", default="mnist5k", help=f"one of {', '.join(DATASET_NAMES)}")
     t.add_argument("--data-root", default=None, help="directory of user-supplied dataset files")

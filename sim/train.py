@@ -9,7 +9,6 @@ uninterrupted run.
 
 import dataclasses
 import io
-import json
 import math
 import time
 from collections.abc import Callable
@@ -72,12 +71,21 @@ class TrainConfig:
                 raise ConfigError(
                     f"rule: unknown SNN rule {self.rule!r}; choose one of {', '.join(SNN_RULES)}"
                 )
-            for name in ("dropout", "activation_noise"):
-                if getattr(self, name) != 0.0:
-                    raise ConfigError(f"{name} is not supported with neuron='lif'")
+            defaults = {
+                "dropout": 0.0,
+                "activation_noise": 0.0,
+                "conv_trainable": True,
+                "hidden_activation": "tanh",
+                "reward": "softmax_ce",
+            }
+            for name, default in defaults.items():
+                if getattr(self, name) != default:
+                    raise ConfigError(
+                        f"{name} does not apply with neuron='lif' (LIF neurons, Eq. A.4 reward)"
+                    )
+            if self.epsilon <= 0:
+                raise ConfigError(f"epsilon must be > 0 with neuron='lif', got {self.epsilon}")
             self.snn_config((1,))
-        elif self.reward == "snn_spike_count":
-            raise ConfigError("reward 'snn_spike_count' scores spike trains; it needs neuron='lif'")
         if self.neuron == "none" and self.rule not in RULES:
             raise ConfigError(f"rule: unknown rule {self.rule!r}; choose one of {', '.join(RULES)}")
         if self.epochs < 1:
@@ -94,8 +102,8 @@ class TrainConfig:
             raise ConfigError(f"reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
         if not (self.epsilon >= 0 and math.isfinite(self.epsilon)):
             raise ConfigError(f"epsilon must be a finite number >= 0, got {self.epsilon}")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        if not 0 <= self.seed < 2**62:
+            raise ConfigError(f"seed must be in [0, 2**62), got {self.seed}")
         # Topology, dropout, activation and init are validated by NetworkConfig.
         if self.neuron == "none":
             self.network_config((1,))
@@ -150,6 +158,19 @@ class TrainResult:
         return self.history[-1]
 
 
+def minibatch_bounds(samples: int, batch_size: int, batchnorm: bool) -> list[int]:
+    """Start of every minibatch, then `samples`. With BatchNorm a trailing minibatch of one
+    sample (no batch statistics) joins the one before it."""
+    bounds = [*range(0, samples, batch_size), samples]
+    if batchnorm and len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]
+    return bounds
+
+
+def _has_batchnorm(net: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
 def _check_outputs(config: TrainConfig, outputs: int, dataset: Dataset) -> None:
     if outputs != dataset.num_classes:
         raise ConfigError(
@@ -168,6 +189,8 @@ def build(config: TrainConfig, dataset: Dataset) -> tuple[Network, LearningRule]
         _check_outputs(config, snn.num_outputs, dataset)
         snn_options = {name: getattr(config, name) for name in SNN_RULES[config.rule].options}
         return snn, make_snn_rule(config.rule, snn, seed=config.seed + 1, **snn_options)  # type: ignore[return-value]
+    if dataset.task == "regression" and config.rule == "lfp":
+        raise ConfigError("rule 'lfp' maximises a classification reward; it needs class labels")
     net_config = config.network_config(dataset.input_shape, dataset.task == "regression")
     net = Network(net_config, seed=config.seed)
     _check_outputs(config, net.num_outputs, dataset)
@@ -234,15 +257,28 @@ def _config_dict(config: TrainConfig) -> dict:
     return dataclasses.asdict(config)
 
 
+# Fields that may differ on resume: more epochs, or whether angles are measured.
+RESUMABLE_CHANGES = ("epochs", "track_alignment")
+
+
 def _load_checkpoint(path: Path, config: TrainConfig) -> dict:
-    state = torch.load(path, weights_only=False)
-    saved = dict(state["config"])
+    try:
+        state = torch.load(path, weights_only=False)
+        saved = dict(state["config"])
+        history = state["history"]
+    except Exception as error:  # any unreadable file: say which and why
+        raise ConfigError(f"{path}: not a plasticore checkpoint ({error})") from error
     current = _config_dict(config)
-    differing = [k for k in current if k != "epochs" and saved.get(k) != current[k]]
+    differing = [k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k]]
     if differing:
         raise ConfigError(
             f"{path}: checkpoint was written by a different run (differs in "
             f"{', '.join(differing)}); use another --out directory or the same settings"
+        )
+    if len(history) > config.epochs:
+        raise ConfigError(
+            f"{path}: checkpoint already holds {len(history)} epochs, more than the "
+            f"{config.epochs} asked for"
         )
     return state
 
@@ -266,6 +302,11 @@ def train(
     generator = torch.Generator().manual_seed(config.seed + 2)
     history: list[EpochRecord] = []
     out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"{out}: cannot use as output directory ({error})") from error
     if resume and out is not None and (out / CHECKPOINT).exists():
         state = _load_checkpoint(out / CHECKPOINT, config)
         net.load_state_dict(state["network"])
@@ -275,20 +316,20 @@ def train(
         history = [EpochRecord(**r) for r in state["history"]]
 
     x_train, y_train, x_test, y_test = _tensors(dataset)
-    batches = math.ceil(len(x_train) / config.batch_size)
+    bounds = minibatch_bounds(len(x_train), config.batch_size, _has_batchnorm(net))
     for epoch in range(len(history) + 1, config.epochs + 1):
         start = time.perf_counter()
         order = torch.randperm(len(x_train), generator=generator)
         loss_sum = error_sum = 0.0
         angles: list[tuple[float, ...]] = []
         bar = tqdm(
-            range(batches),
+            range(len(bounds) - 1),
             desc=f"{config.rule} epoch {epoch}/{config.epochs}",
             disable=not progress,
             leave=False,
         )
         for b in bar:
-            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+            idx = order[bounds[b] : bounds[b + 1]]
             labels = y_train[idx]
             optimizer.zero_grad(set_to_none=True)
             result = rule.step(
@@ -355,7 +396,3 @@ def _json_safe(value):
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     return value
-
-
-def load_log(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text())

@@ -65,7 +65,7 @@ def parse_topology(text: str) -> tuple[LayerSpec, ...]:
         names = _FIELDS[head]
         values = []
         for j, name in enumerate(names, start=1):
-            if i + j >= len(tokens) or not tokens[i + j].isdigit():
+            if i + j >= len(tokens) or not (tokens[i + j].isascii() and tokens[i + j].isdigit()):
                 got = repr(tokens[i + j]) if i + j < len(tokens) else "end of string"
                 raise ConfigError(
                     f"topology {text!r}: {head} needs an integer {name} at token {i + j + 1}, "

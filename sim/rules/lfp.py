@@ -83,9 +83,11 @@ class LFP(LearningRule):
         loss = self.loss(output, target).item()
         angles = None
         if track_alignment:
-            # BP's δz for the softmax cross-entropy the default reward is equivalent to.
-            bp = backprop_deltas(net, traces, torch.softmax(output, 1) - target)
-            angles = tuple(alignment_angle(-signals[k], bp[k]) for k in range(len(traces) - 1))
+            angles = tuple(float("nan") for _ in traces[:-1])
+            if not any(block.skip for block in net.blocks):  # BP's chain has no skip path
+                # BP's δz for the softmax cross-entropy the default reward is equivalent to.
+                bp = backprop_deltas(net, traces, torch.softmax(output, 1) - target)
+                angles = tuple(alignment_angle(-signals[k], bp[k]) for k in range(len(traces) - 1))
         return StepResult(loss, output, angles)
 
     def propagate_rewards(
@@ -144,8 +146,12 @@ class LFP(LearningRule):
         z, n = trace.z.detach(), trace.n.detach()
         dims = [d for d in range(z.dim()) if d != 1]  # statistics per channel
         view = [1, -1] + [1] * (z.dim() - 2)
-        std = torch.sqrt(z.var(dims, unbiased=False, keepdim=True) + norm.eps)
-        z_hat = (z - z.mean(dims, keepdim=True)) / std
+        if norm.training:  # the statistics the forward pass normalised with
+            mean, var = z.mean(dims, keepdim=True), z.var(dims, unbiased=False, keepdim=True)
+        else:
+            mean, var = norm.running_mean.view(view), norm.running_var.view(view)
+        std = torch.sqrt(var + norm.eps)
+        z_hat = (z - mean) / std
         q = reward_n / stabilise(n, self.epsilon)
         gamma, beta = norm.weight, norm.bias
         if gamma.requires_grad:

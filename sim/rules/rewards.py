@@ -57,7 +57,6 @@ REWARDS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "false_positive": false_positive,
     "softmax_ce": softmax_ce,
     "sigmoid_ce": sigmoid_ce,
-    "snn_spike_count": snn_spike_count,
 }
 
 

@@ -65,9 +65,9 @@ class SpikingRule(nn.Module, ABC):
     options: ClassVar[tuple[str, ...]] = ()  # `TrainConfig` fields passed to the constructor
 
     def __init__(self, net: SpikingNetwork, seed: int = 0) -> None:
+        """`seed` keeps `make_rule`'s signature; no spiking rule draws feedback tensors."""
         super().__init__()
         self.net = [net]  # a list keeps the network out of this module's state_dict
-        self.seed = seed  # no rule here draws feedback tensors; kept for `make_rule`'s API
 
     @property
     def network(self) -> SpikingNetwork:

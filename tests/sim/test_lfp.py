@@ -279,3 +279,25 @@ def test_lfp_defaults_to_nonzero_biases():
     config = TrainConfig(rule="lfp", topology="FC_8_FC_10", data="digits")
     assert config.network_config((64,)).init == "torch_default"
     assert TrainConfig(rule="drtp").network_config((64,)).init == "he_uniform"
+
+
+def test_batchnorm_rule_uses_running_statistics_in_eval_mode():
+    """In eval mode the reward is chunk invariant: two halves sum to the whole batch."""
+    net = _net("FC_6_BN_FC_3", seed=4)
+    with torch.no_grad():
+        net.blocks[0].norm.running_mean.uniform_(-0.5, 0.5)
+        net.blocks[0].norm.running_var.uniform_(0.5, 2.0)
+    net.eval()
+    x, target = _batch(n=8)
+    rule = make_rule("lfp", net)
+
+    def feedback(xs, ts):
+        rule.step(xs, ts)
+        return [p.grad.clone() for p in net.parameters()]
+
+    whole = feedback(x, target)
+    halves = [
+        a + b for a, b in zip(feedback(x[:4], target[:4]), feedback(x[4:], target[4:]), strict=True)
+    ]
+    for w, h in zip(whole, halves, strict=True):
+        assert torch.allclose(w, h, atol=1e-5)

@@ -214,8 +214,21 @@ def test_step_reports_angles_per_hidden_layer():
     assert make_rule("bp", net).step(x, target, track_alignment=True).angles == pytest.approx(
         (0.0, 0.0), abs=1e-3
     )
-    angles = make_rule("drtp", net).step(x, target, track_alignment=True).angles
-    assert len(angles) == 2 and all(0 < a < 180 for a in angles)
+    rule = make_rule("drtp", net)
+    angles = rule.step(x, target, track_alignment=True).angles
+    # independently: BP's δz by autograd on the whole graph, DRTP's by its closed form
+    zs = []
+    y = x
+    for k, block in enumerate(net.blocks):
+        z = block.layer(y)
+        z.retain_grad()
+        zs.append(z)
+        y = torch.sigmoid(z) if k == 2 else torch.tanh(z)
+    output_loss(y, target, "sigmoid").backward()
+    for k in (0, 1):
+        drtp = (-target @ rule.get_buffer(f"B{k}") / N) * (1 - torch.tanh(zs[k]) ** 2)
+        cosine = F.cosine_similarity(drtp.flatten(), zs[k].grad.flatten(), dim=0)
+        assert angles[k] == pytest.approx(math.degrees(math.acos(cosine.item())), abs=1e-3)
     assert all(
         math.isnan(a)
         for a in make_rule("shallow", net).step(x, target, track_alignment=True).angles

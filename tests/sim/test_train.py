@@ -6,7 +6,7 @@ import torch
 
 from quant.errors import ConfigError
 from sim.data import load_dataset
-from sim.train import CHECKPOINT, LOG, TrainConfig, train
+from sim.train import CHECKPOINT, LOG, TrainConfig, minibatch_bounds, train
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +141,88 @@ def test_regression_uses_tanh_output_and_mse():
     result = train(config, progress=False, dataset=data)
     assert result.network.blocks[-1].activation == "tanh"
     assert result.history[-1].test_loss < result.history[0].test_loss
+
+
+def test_batchnorm_never_sees_a_minibatch_of_one(digits):
+    assert minibatch_bounds(10, 3, batchnorm=True) == [0, 3, 6, 10]
+    assert minibatch_bounds(10, 3, batchnorm=False) == [0, 3, 6, 9, 10]
+    assert minibatch_bounds(9, 3, batchnorm=True) == [0, 3, 6, 9]
+    config = TrainConfig(
+        rule="lfp",
+        topology="FC_8_BN_FC_10",
+        data="digits",
+        epochs=1,
+        batch_size=718,
+        lr=1e-3,
+        optimizer="sgd",
+    )  # 1437 = 2 * 718 + 1
+    assert len(train(config, progress=False, dataset=digits).history) == 1
+
+
+def test_resume_is_exact_for_lfp_with_batchnorm_and_momentum(tmp_path, digits):
+    config = TrainConfig(
+        rule="lfp",
+        topology="FC_16_BN_FC_10",
+        data="digits",
+        epochs=3,
+        batch_size=64,
+        lr=1e-3,
+        optimizer="sgd",
+        momentum=0.9,
+        seed=3,
+    )
+    straight = train(config, progress=False, dataset=digits)
+
+    def stop_after_one(record):
+        if record.epoch == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(config, tmp_path, progress=False, dataset=digits, on_epoch_end=stop_after_one)
+    resumed = train(config, tmp_path, resume=True, progress=False, dataset=digits)
+    for a, b in zip(
+        straight.network.state_dict().values(), resumed.network.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)  # weights, BN running statistics included
+
+
+def test_resume_refuses_foreign_or_longer_checkpoints(tmp_path, digits):
+    train(SMALL, tmp_path, progress=False, dataset=digits)
+    fewer = TrainConfig(**{**SMALL.__dict__, "epochs": 2})
+    with pytest.raises(ConfigError, match="already holds 3 epochs"):
+        train(fewer, tmp_path, resume=True, progress=False, dataset=digits)
+    (tmp_path / CHECKPOINT).write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="not a plasticore checkpoint"):
+        train(SMALL, tmp_path, resume=True, progress=False, dataset=digits)
+
+
+def test_output_directory_that_is_a_file_is_refused(tmp_path, digits):
+    target = tmp_path / "taken"
+    target.write_text("")
+    with pytest.raises(ConfigError, match="cannot use as output directory"):
+        train(SMALL, target, progress=False, dataset=digits)
+
+
+LIF = {"neuron": "lif", "rule": "lfp_window", "dropout": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("change", "phrase"),
+    [
+        ({**LIF, "conv_trainable": False}, "conv_trainable does not"),
+        ({**LIF, "hidden_activation": "relu"}, "hidden_activation"),
+        ({**LIF, "epsilon": 0.0}, "epsilon must be > 0"),
+        ({"seed": 2**62}, "seed must be in"),
+        ({"topology": "FC_²_FC_10"}, "integer units"),
+    ],
+)
+def test_more_refused_settings(change, phrase):
+    with pytest.raises(ConfigError, match=phrase):
+        TrainConfig(**{**SMALL.__dict__, **change})
+
+
+def test_lfp_refuses_regression():
+    data = load_dataset("drtp_regression", seed=0)
+    config = TrainConfig(rule="lfp", topology="FC_8_FC_10", data="drtp_regression", epochs=1)
+    with pytest.raises(ConfigError, match="needs class labels"):
+        train(config, progress=False, dataset=data)
