@@ -299,8 +299,10 @@ def main(argv: list[str] | None = None) -> int:
             "## (b) Spiking networks",
             "",
             f"Test error % after {args.snn_epochs} epochs (mean ± std over {args.seeds} "
-            "seeds); the paper's Fig. 9 has LFP and surrogate BP comparable at their best "
-            "learning rates and plain BP unable to learn.",
+            f"seeds), networks run: {', '.join(args.snn_nets) or 'none'}, SGD learning "
+            f"rates {', '.join(f'{lr:g}' for lr in args.snn_lrs)}. The paper's Fig. 9 has "
+            "LFP and surrogate BP comparable at their best learning rates and plain BP "
+            "unable to learn.",
             "",
             snn_table(snn_records, args.snn_lrs) if snn_records else "(not run: --snn-nets '')",
             "",
