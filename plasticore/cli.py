@@ -90,6 +90,7 @@ def _train(args: argparse.Namespace) -> int:
         lr=args.lr,
         optimizer=args.optimizer,
         momentum=args.momentum,
+        grad_clip=args.grad_clip,
         dropout=args.dropout,
         conv_trainable=not args.fixed_conv,
         hidden_activation=args.activation,
@@ -134,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=1.5e-4)
     t.add_argument("--optimizer", default="adam", help=f"one of {', '.join(OPTIMIZERS)}")
     t.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
+    t.add_argument(
+        "--grad-clip", type=float, default=0.0, help="adaptive gradient clipping λ (0: off)"
+    )
     t.add_argument("--dropout", type=float, default=0.0)
     t.add_argument("--fixed-conv", action="store_true", help="keep conv kernels fixed-random")
     t.add_argument("--activation", default="tanh", help="hidden activation")

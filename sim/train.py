@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from quant.atomic import atomic_write, atomic_write_json
 from quant.errors import ConfigError
+from sim.clipping import adaptive_clip_
 from sim.data import Dataset, load_dataset
 from sim.models import Network, NetworkConfig
 from sim.models.snn import SNNConfig, SpikingNetwork, validate_lif
@@ -46,6 +47,7 @@ class TrainConfig:
     lr: float = 1.5e-4
     optimizer: str = "adam"
     momentum: float = 0.0
+    grad_clip: float = 0.0  # adaptive gradient clipping λ (sim/clipping.py); 0: off
     dropout: float = 0.0
     conv_trainable: bool = True
     hidden_activation: str = "tanh"
@@ -96,6 +98,8 @@ class TrainConfig:
             raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
+            raise ConfigError(f"grad_clip must be a finite number >= 0, got {self.grad_clip}")
         if not 0.0 <= self.momentum < 1.0:
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
         if self.reward not in REWARDS:
@@ -335,6 +339,8 @@ def train(
             result = rule.step(
                 x_train[idx], targets(dataset, labels), generator, config.track_alignment
             )
+            if config.grad_clip > 0:
+                adaptive_clip_(net.parameters(), config.grad_clip)
             optimizer.step()
             loss_sum += result.loss * len(idx)
             error_sum += batch_error(dataset, result.output, labels)
