@@ -40,6 +40,25 @@ from sim.rules.base import (
 from sim.rules.rewards import get_reward, sign
 
 
+def normalise_reward(reward: Tensor) -> Tensor:
+    """The reference's `norm_backward`: rescale a layer's incoming reward to max |r| = 1.
+
+    Keeps step-activated networks (where a does not shrink with z, so r / stab(z) explodes
+    near z = 0) from blowing up; it breaks Theorem 1's scale, so it is off by default.
+    """
+    peak = reward.abs().max()
+    return reward / torch.where(peak > 0, peak, torch.ones_like(peak))
+
+
+def write_feedback(z: Tensor, params: list[torch.nn.Parameter], normed: Tensor) -> None:
+    """`.grad = −|p| ⊙ ∂z/∂p · normed` (Eq. 9), summed over the minibatch (and time)."""
+    if not params:
+        return
+    grads = torch.autograd.grad(z, params, normed, retain_graph=True)
+    for p, g in zip(params, grads, strict=True):
+        p.grad = -(p.detach().abs() * g)
+
+
 def stabilise(z: Tensor, epsilon: float) -> Tensor:
     """`z + sign(z) ε` with `sign(0) = 1`: the LFP-ε denominator."""
     return z + sign(z) * epsilon
@@ -114,11 +133,7 @@ class LFP(LearningRule):
         """Write block k's feedback to `.grad`; return the input reward and `r / stab(z)`."""
         block = self.network.blocks[k]
         if self.reward_norm:
-            # The reference's `norm_backward`: rescale each layer's incoming reward to
-            # max |r| = 1. Keeps step-activated nets, where a does not shrink with z and
-            # r / stab(z) explodes near z = 0, from blowing up; breaks Theorem 1's scale.
-            peak = reward_out.abs().max()
-            reward_out = reward_out / torch.where(peak > 0, peak, torch.ones_like(peak))
+            reward_out = normalise_reward(reward_out)
         skip_reward = None
         if block.skip:  # Eq. 13: y = a + y_prev, shares in proportion to the summands
             share = reward_out / stabilise(trace.out.detach(), self.epsilon)
@@ -129,11 +144,7 @@ class LFP(LearningRule):
         if block.norm is not None:
             reward_z = self._batchnorm(block.norm, trace, reward_a)
         normed = reward_z / stabilise(trace.z.detach(), self.epsilon)  # one division per neuron
-        params = [p for p in block.layer.parameters() if p.requires_grad]
-        if params:
-            grads = torch.autograd.grad(trace.z, params, normed, retain_graph=True)
-            for p, g in zip(params, grads, strict=True):
-                p.grad = -(p.detach().abs() * g)
+        write_feedback(trace.z, [p for p in block.layer.parameters() if p.requires_grad], normed)
         weighted = block.linear_map(trace.x, block.weight.detach())
         (per_input,) = torch.autograd.grad(weighted, trace.x, normed, retain_graph=True)
         reward_in = (trace.x.detach() * per_input).reshape(trace.inp.shape)

@@ -54,7 +54,7 @@ from quant.errors import ConfigError
 from sim.models.network import heaviside
 from sim.models.snn import SpikeFn, SpikeTrace, SpikingBlock, SpikingNetwork
 from sim.rules.base import StepResult
-from sim.rules.lfp import stabilise
+from sim.rules.lfp import normalise_reward, stabilise, write_feedback
 from sim.rules.rewards import snn_spike_count
 
 
@@ -145,11 +145,8 @@ class SpikingLFP(SpikingRule):
         spikes = traces[-1].s.detach()
         reward = self.initial_reward(snn_spike_count(spikes, target))
         for block, trace in zip(reversed(self.network.blocks), reversed(traces), strict=True):
-            if self.reward_norm:
-                # A.7.5: "the backward pass was normalized by the maximum absolute value
-                # between layers" (the reference's `norm_backward`).
-                peak = reward.abs().max()
-                reward = reward / torch.where(peak > 0, peak, torch.ones_like(peak))
+            if self.reward_norm:  # A.7.5: "normalized by the maximum absolute value"
+                reward = normalise_reward(reward)
             reward = self.propagate(block, trace, reward)
         counts = spikes.sum(0)
         return StepResult(self.loss(counts, target).item(), counts, None)
@@ -184,10 +181,7 @@ class SpikingLFP(SpikingRule):
     @staticmethod
     def _write_feedback(block: SpikingBlock, trace: SpikeTrace, normed: Tensor) -> None:
         """`.grad = −|p| ⊙ Σ_t ∂z_t/∂p · normed_t`, summed over the minibatch."""
-        params = [p for p in block.layer.parameters() if p.requires_grad]
-        grads = torch.autograd.grad(trace.z, params, normed, retain_graph=True)
-        for p, g in zip(params, grads, strict=True):
-            p.grad = -(p.detach().abs() * g)
+        write_feedback(trace.z, [p for p in block.layer.parameters() if p.requires_grad], normed)
 
 
 class WindowLFP(SpikingLFP):
