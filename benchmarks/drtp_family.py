@@ -224,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs-conv", type=int, default=10)
     parser.add_argument("--epochs-synthetic", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs everywhere")
+    parser.add_argument(
+        "--networks",
+        default="",
+        help="run only networks whose label contains this text (e.g. 'CONV (trained)'); "
+        "(the tables then cover those networks only)",
+    )
     parser.add_argument("--work", type=Path, default=Path("runs/bench_drtp_family"))
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
     args = parser.parse_args(argv)
@@ -233,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [
         (net, rule, seed)
         for net in NETWORKS
+        if args.networks in net.label
         for rule in RULE_ORDER
         if rule in net.lr
         for seed in range(args.seeds)
