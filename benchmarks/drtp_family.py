@@ -253,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     rows, table = summarise(records, args)
     notes = ordering_notes(rows)
     settings = {k: v for k, v in vars(args).items() if k not in ("work", "out")}
+    runs = [run for group in records.values() for run in group]
     atomic_write_json(
-        args.out / "drtp_family.json", {"settings": settings, "rows": rows, "runs": records}
+        args.out / "drtp_family.json", {"settings": settings, "rows": rows, "runs": runs}
     )
     text = "\n".join(
         [
