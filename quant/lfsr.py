@@ -67,6 +67,63 @@ def draws(spec: LFSRSpec, count: int, state: int | None = None) -> tuple[np.ndar
     return out, state
 
 
+class LFSRStream:
+    """The LFSR's successive states, many at a time, exactly as `step` would give them.
+
+    The register is a window on the bit sequence `b_n = XOR_t b_(n−t)` (t over the taps):
+    state after step n holds `b_n` in bit 0 down to `b_(n−width+1)`. Because squaring is
+    linear over GF(2), the same sequence obeys `b_n = XOR_t b_(n−tK)` for every power of
+    two K, whose smallest lag is K: K bits at a time come from one vectorised XOR. The
+    stream keeps a history of past bits so long draws run at numpy speed.
+    """
+
+    HISTORY = 1 << 20  # bits kept between calls (1 MiB of uint8)
+
+    def __init__(self, spec: LFSRSpec, state: int | None = None) -> None:
+        self.spec = spec
+        state = spec.seed if state is None else state
+        if not 1 <= state < (1 << spec.width):
+            raise ConfigError(f"LFSR state must be in [1, 2^{spec.width} - 1], got {state}")
+        # oldest first: b_(−width+1) … b_0, where bit i of the state is b_(−i)
+        self._bits = np.array(
+            [(state >> i) & 1 for i in reversed(range(spec.width))], dtype=np.uint8
+        )
+
+    @property
+    def state(self) -> int:
+        window = self._bits[-self.spec.width :][::-1]
+        return int(sum(int(bit) << i for i, bit in enumerate(window)))
+
+    def _extend(self, count: int) -> None:
+        taps = self.spec.polynomial_taps
+        bits = self._bits
+        target = len(bits) + count
+        out = np.empty(target, dtype=np.uint8)
+        out[: len(bits)] = bits
+        n = len(bits)
+        while n < target:
+            lag = 1 << max(0, (n // taps[0]).bit_length() - 1)  # largest K with width·K ≤ n
+            k = min(lag, target - n)
+            new = out[n - taps[0] * lag : n - taps[0] * lag + k].copy()
+            for t in taps[1:]:
+                new ^= out[n - t * lag : n - t * lag + k]
+            out[n : n + k] = new
+            n += k
+        self._bits = out
+
+    def take(self, count: int) -> np.ndarray:
+        """The next `count` states (int64), advancing the register by `count` steps."""
+        width = self.spec.width
+        start = len(self._bits)
+        self._extend(count)
+        bits = self._bits.astype(np.int64)
+        states = np.zeros(count, dtype=np.int64)
+        for i in range(width):
+            states |= bits[start - i : start - i + count] << i
+        self._bits = self._bits[-max(self.HISTORY, width) :]
+        return states
+
+
 def _polymulmod(a: int, b: int, poly: int, degree: int) -> int:
     result = 0
     while b:

@@ -1,0 +1,261 @@
+"""`CoreSpec`: the frozen, validated description of one learning core.
+
+It is the single source of truth shared by the golden model (`sim.chip`), the RTL
+generator, the firmware images and the reports. Every field is an integer, a string or a
+tuple of integers, so a spec round-trips exactly through TOML (`load_spec`, `save_spec`).
+`docs/hardware_contract.md` defines what each field means bit for bit.
+
+Validation happens on construction; each error names the field and the allowed range.
+The bounds on the widths are the ones under which the contract's sums and products are
+exact in int64 (the golden model's integer type) before their declared saturation.
+"""
+
+import tomllib
+from dataclasses import MISSING, asdict, dataclass, fields
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from quant.atomic import atomic_write_text
+from quant.errors import ConfigError
+from quant.fixed import ROUNDINGS, QFormat
+from quant.lfsr import MAXIMAL_TAPS
+
+ENCODINGS = ("intensity", "spikes")
+NEURONS = ("lif", "hardtanh")
+CORE_RULES = ("none", "drtp", "lfp")
+PROJECTIONS = ("rom", "lfsr")
+MAX_EXACT_BITS = 62  # every product the contract forms must stay below 2^62
+
+
+def _check_range(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class CoreSpec:
+    """One learning core: topology, encoding, neuron, widths, rule, rounding, seeds, lanes."""
+
+    name: str
+    inputs: int
+    hidden: tuple[int, ...]
+    classes: int
+    input_bits: int = 8
+    encoding: Literal["intensity", "spikes"] = "intensity"
+    time_steps: int = 8
+    neuron: Literal["lif", "hardtanh"] = "lif"
+    thresholds: tuple[int, ...] = ()
+    leak_shift: int = 0
+    act_shift: int = 0
+    act_bits: int = 8
+    weight_bits: int = 8
+    membrane_bits: int = 16
+    acc_bits: int = 32
+    reward_bits: int = 16
+    reward_frac: int = 8
+    q_frac: int = 16
+    recip_bits: int = 4
+    rule: Literal["none", "drtp", "lfp"] = "drtp"
+    lr_shifts: tuple[int, ...] = ()
+    rounding: Literal["floor", "nearest", "stochastic"] = "stochastic"
+    projection: Literal["rom", "lfsr"] = "lfsr"
+    lanes: int = 8
+    lfsr_width: int = 32
+    seed: int = 1
+    projection_seed: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ConfigError(f"name must be an identifier (letters, digits, _), got {self.name!r}")
+        object.__setattr__(self, "hidden", _int_tuple("hidden", self.hidden))
+        object.__setattr__(self, "lr_shifts", _int_tuple("lr_shifts", self.lr_shifts))
+        object.__setattr__(self, "thresholds", _int_tuple("thresholds", self.thresholds))
+        _check_range("inputs", self.inputs, 1, 1 << 16)
+        for k, width in enumerate(self.hidden):
+            _check_range(f"hidden[{k}]", width, 1, 1 << 14)
+        _check_range("classes", self.classes, 2, 1 << 10)
+        _check_range("input_bits", self.input_bits, 1, 16)
+        _check_choice("encoding", self.encoding, ENCODINGS)
+        _check_choice("neuron", self.neuron, NEURONS)
+        _check_choice("rule", self.rule, CORE_RULES)
+        _check_choice("rounding", self.rounding, ROUNDINGS)
+        _check_choice("projection", self.projection, PROJECTIONS)
+        self._check_neuron()
+        _check_range("weight_bits", self.weight_bits, 2, 16)
+        _check_range("lanes", self.lanes, 1, 64)
+        if self.lfsr_width not in MAXIMAL_TAPS:
+            raise ConfigError(
+                f"lfsr_width must be one of {sorted(MAXIMAL_TAPS)}, got {self.lfsr_width!r}"
+            )
+        _check_range("seed", self.seed, 1, (1 << self.lfsr_width) - 1)
+        _check_range("projection_seed", self.projection_seed, 1, (1 << self.lfsr_width) - 1)
+        self._check_accumulator()
+        self._check_learning()
+
+    def _check_neuron(self) -> None:
+        if self.neuron == "lif":
+            _check_range("time_steps", self.time_steps, 1, 255)
+            _check_range("membrane_bits", self.membrane_bits, 4, 32)
+            if len(self.thresholds) != len(self.hidden) + 1:
+                raise ConfigError(
+                    f"thresholds must hold one threshold per LIF layer ({len(self.hidden) + 1}), "
+                    f"got {len(self.thresholds)}"
+                )
+            for k, theta in enumerate(self.thresholds):
+                _check_range(f"thresholds[{k}]", theta, 1, (1 << (self.membrane_bits - 1)) - 1)
+            _check_range("leak_shift", self.leak_shift, 0, self.membrane_bits)
+        else:
+            if self.thresholds:
+                raise ConfigError("thresholds must be empty for hardtanh neurons")
+            if self.time_steps != 1:
+                raise ConfigError(f"time_steps must be 1 for hardtanh, got {self.time_steps}")
+            if self.encoding != "intensity":
+                raise ConfigError("encoding must be 'intensity' for hardtanh neurons")
+            _check_range("act_bits", self.act_bits, 2, 16)
+            _check_range("act_shift", self.act_shift, 0, 40)
+
+    def _check_accumulator(self) -> None:
+        fan = max(self.layer_sizes).bit_length()
+        low = max(self.weight_bits + self.activity_bits, self.membrane_bits if self.spiking else 0)
+        high = MAX_EXACT_BITS - self.weight_bits - max(self.activity_bits, fan)
+        _check_range("acc_bits", self.acc_bits, low, high)
+
+    def _check_learning(self) -> None:
+        if self.rule == "none":
+            if self.lr_shifts:
+                raise ConfigError("lr_shifts must be empty for rule 'none'")
+            return
+        if len(self.lr_shifts) != len(self.hidden) + 1:
+            raise ConfigError(
+                f"lr_shifts must hold one shift per weight layer ({len(self.hidden) + 1}), "
+                f"got {len(self.lr_shifts)}"
+            )
+        for k, shift in enumerate(self.lr_shifts):
+            _check_range(f"lr_shifts[{k}]", shift, 0, 40)
+        if self.rule == "lfp":
+            if not self.spiking:
+                raise ConfigError("rule 'lfp' needs neuron 'lif': its reward counts spikes")
+            _check_range("reward_bits", self.reward_bits, 4, 32)
+            _check_range("reward_frac", self.reward_frac, 0, self.reward_bits - 2)
+            _check_range("recip_bits", self.recip_bits, 0, 8)
+            _check_range(
+                "q_frac", self.q_frac, 0, MAX_EXACT_BITS - self.reward_bits - self.recip_bits - 2
+            )
+            for k, shift in enumerate(self.lr_shifts):
+                _check_range(f"lr_shifts[{k}]", shift, 0, MAX_EXACT_BITS - self.q_frac)
+
+    @property
+    def spiking(self) -> bool:
+        return self.neuron == "lif"
+
+    @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        """Neurons per layer, input first: `(inputs, *hidden, classes)`."""
+        return (self.inputs, *self.hidden, self.classes)
+
+    @property
+    def activity_bits(self) -> int:
+        """Unsigned bits of the largest presynaptic window activity `A_i` (contract §2)."""
+        if self.spiking:
+            return ((1 << self.input_bits) * self.time_steps).bit_length()
+        return max(self.input_bits, self.act_bits)
+
+    @property
+    def weight(self) -> QFormat:
+        return QFormat(self.weight_bits)
+
+    @property
+    def accumulator(self) -> QFormat:
+        return QFormat(self.acc_bits)
+
+    @property
+    def membrane(self) -> QFormat:
+        return QFormat(self.membrane_bits)
+
+    @property
+    def reward(self) -> QFormat:
+        return QFormat(self.reward_bits, self.reward_frac)
+
+    @property
+    def activation_max(self) -> int:
+        """Largest hard-tanh activation `A = 2^(act_bits−1) − 1`."""
+        return (1 << (self.act_bits - 1)) - 1
+
+    def input_codes(self, u: np.ndarray) -> np.ndarray:
+        """Host conversion of floats in [0, 1] to unsigned `input_bits` codes (contract §2)."""
+        u = np.asarray(u, dtype=np.float64)
+        if u.shape[-1:] != (self.inputs,):
+            raise ConfigError(f"inputs: expected {self.inputs} values per sample, got {u.shape}")
+        if not np.isfinite(u).all() or u.min(initial=0) < 0 or u.max(initial=0) > 1:
+            raise ConfigError("inputs must be finite floats in [0, 1]")
+        return np.floor(u * ((1 << self.input_bits) - 1) + 0.5).astype(np.int64)
+
+    def blocks(self, width: int) -> int:
+        """Memory words per row of `width` neurons: `ceil(width / lanes)`."""
+        return -(-width // self.lanes)
+
+
+def _int_tuple(name: str, value: object) -> tuple[int, ...]:
+    if not isinstance(value, tuple | list):
+        raise ConfigError(f"{name} must be a list of integers, got {value!r}")
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+        raise ConfigError(f"{name} must be a list of integers, got {value!r}")
+    return tuple(value)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return str(value)
+
+
+def spec_to_toml(spec: CoreSpec) -> str:
+    """The spec as a flat TOML table `[core]`, one field per line in declaration order."""
+    lines = ["[core]"] + [f"{key} = {_toml_value(value)}" for key, value in asdict(spec).items()]
+    return "\n".join(lines) + "\n"
+
+
+def spec_from_toml(text: str, source: str = "<string>") -> CoreSpec:
+    """Parse a `[core]` table; unknown or missing fields are refused by name."""
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{source}: not valid TOML: {error}") from error
+    core = table.get("core")
+    if not isinstance(core, dict):
+        raise ConfigError(f"{source}: expected a [core] table")
+    known = {f.name for f in fields(CoreSpec)}
+    unknown = sorted(set(core) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}")
+    try:
+        return CoreSpec(**core)
+    except TypeError as error:
+        missing = sorted(
+            f.name for f in fields(CoreSpec) if f.name not in core and f.default is MISSING
+        )
+        raise ConfigError(f"{source}: missing field(s) {', '.join(missing)}") from error
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from error
+
+
+def load_spec(path: str | Path) -> CoreSpec:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read spec: {error.strerror}") from error
+    return spec_from_toml(text, str(path))
+
+
+def save_spec(spec: CoreSpec, path: str | Path) -> None:
+    atomic_write_text(Path(path), spec_to_toml(spec))

@@ -1,0 +1,312 @@
+"""The golden model: `docs/hardware_contract.md` in numpy integers, vectorised over neurons.
+
+It learns online, one sample at a time, as the core does, and counts every operation and
+memory access the contract's §8 names. Sums are formed exactly in int64 and saturated
+once where the contract says (the spec's validation keeps them exact); the only loops
+are over time steps and layers. The RTL is proven equal to this model in co-simulation;
+`tests/sim/chip` proves it equal to a separate loop-by-loop reading of the contract.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from quant.counters import Counters
+from quant.errors import ConfigError
+from quant.fixed import QFormat, shift_right
+from quant.lfsr import LFSRStream
+from quant.spec import CoreSpec
+from quant.tables import projection_rom, recip_table, reward_tables, rounding_lfsr
+
+
+@dataclass(frozen=True)
+class Forward:
+    """What the core reports for one sample: spike counts (or activations) and the class."""
+
+    output: np.ndarray
+    prediction: int
+
+
+@dataclass(frozen=True)
+class LayerTrace:
+    """One weight layer's inference results that learning reads (contract §2–§3)."""
+
+    activity: np.ndarray  # A_k,i, presynaptic window activity [n_k−1]
+    current: np.ndarray  # Z_k,j, saturated window current [n_k]
+    output: np.ndarray  # spike counts n_k,j or activations a_k,j [n_k]
+
+
+def check_weights(spec: CoreSpec, weights: list[np.ndarray]) -> list[np.ndarray]:
+    """Copies of `weights` as int64, refused unless shapes and range match the spec."""
+    sizes = spec.layer_sizes
+    if len(weights) != len(sizes) - 1:
+        raise ConfigError(f"weights: expected {len(sizes) - 1} layers, got {len(weights)}")
+    checked = []
+    for k, w in enumerate(weights):
+        w = np.array(w, dtype=np.int64)
+        if w.shape != (sizes[k], sizes[k + 1]):
+            raise ConfigError(
+                f"weights[{k}]: expected shape {(sizes[k], sizes[k + 1])}, got {w.shape}"
+            )
+        if not spec.weight.contains(w):
+            raise ConfigError(f"weights[{k}]: values outside the {spec.weight_bits}-bit range")
+        checked.append(w)
+    return checked
+
+
+class GoldenCore:
+    """The learning core's state (weights, rounding LFSR, counters) and its two operations."""
+
+    def __init__(
+        self, spec: CoreSpec, weights: list[np.ndarray], lfsr_state: int | None = None
+    ) -> None:
+        self.spec = spec
+        self.weights = check_weights(spec, weights)
+        self.counters = Counters()
+        self._stream = LFSRStream(rounding_lfsr(spec), lfsr_state)
+        self._acc, self._membrane = spec.accumulator, spec.membrane
+        if spec.rule == "drtp":
+            self._projection = [projection_rom(spec, k) for k in range(len(spec.hidden))]
+        if spec.rule == "lfp":
+            self._reward_true, self._reward_other = reward_tables(spec)
+            self._recip = recip_table(spec.recip_bits)
+
+    @property
+    def lfsr_state(self) -> int:
+        return self._stream.state
+
+    def infer(self, x: np.ndarray) -> Forward:
+        """Inference only (contract §3)."""
+        return self._forward(self._check_input(x))[0]
+
+    def learn(self, x: np.ndarray, label: int) -> Forward:
+        """Inference, then one learning step on `label` (contract §5–§7)."""
+        spec = self.spec
+        if spec.rule == "none":
+            raise ConfigError("this core has rule 'none': it cannot learn")
+        if isinstance(label, bool) or not 0 <= int(label) < spec.classes:
+            raise ConfigError(f"label must be in [0, {spec.classes - 1}], got {label!r}")
+        forward, traces = self._forward(self._check_input(x))
+        factors = (self._drtp_factors if spec.rule == "drtp" else self._lfp_factors)(
+            traces, int(label)
+        )
+        for k in reversed(range(len(self.weights))):
+            self._update(k, traces[k].activity, factors[k])
+        return forward
+
+    # -- inference -------------------------------------------------------------------------
+
+    def _check_input(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        spec = self.spec
+        if x.shape != (spec.inputs,) or not np.issubdtype(x.dtype, np.integer):
+            raise ConfigError(f"input: expected {spec.inputs} integers, got {x.dtype} {x.shape}")
+        if x.min(initial=0) < 0 or x.max(initial=0) >= 1 << spec.input_bits:
+            raise ConfigError(f"input: codes must be in [0, 2^{spec.input_bits} - 1]")
+        return x.astype(np.int64)
+
+    def _encode(self, x: np.ndarray) -> np.ndarray:
+        """Per-step inputs `[T, inputs]` (contract §2)."""
+        spec = self.spec
+        steps = spec.time_steps
+        if spec.encoding == "intensity":
+            return np.broadcast_to(x, (steps, spec.inputs))
+        full = 1 << spec.input_bits
+        phase = np.full(spec.inputs, full >> 1, dtype=np.int64)
+        spikes = np.empty((steps, spec.inputs), dtype=np.int64)
+        for t in range(steps):
+            phase += x
+            spikes[t] = phase >= full
+            phase -= spikes[t] * full
+        self.counters.add("inference", adds=steps * spec.inputs, compares=steps * spec.inputs)
+        return spikes
+
+    def _integrate(self, k: int, x: np.ndarray) -> np.ndarray:
+        """`sat_ACC(Σ_i W[i, j] x_i)` over the nonzero inputs, counting their events."""
+        spec, w = self.spec, self.weights[k]
+        events = np.flatnonzero(x)
+        width = w.shape[1]
+        multi_bit = not spec.spiking or (k == 0 and spec.encoding == "intensity")
+        ops = len(events) * width
+        self.counters.add(
+            "inference",
+            syn_ops=ops,
+            adds=ops,
+            mults=ops if multi_bit else 0,
+            weight_reads=len(events) * spec.blocks(width),
+            cycles=len(events) * spec.blocks(width),
+        )
+        return self._acc.saturate(x[events] @ w[events])
+
+    def _forward(self, x: np.ndarray) -> tuple[Forward, list[LayerTrace]]:
+        traces = self._forward_lif(x) if self.spec.spiking else self._forward_hardtanh(x)
+        last = traces[-1]
+        order = np.lexsort((np.arange(len(last.output)), -last.current, -last.output))
+        classes = self.spec.classes
+        self.counters.add("inference", compares=classes - 1, cycles=classes)
+        return Forward(last.output.copy(), int(order[0])), traces
+
+    def _neuron_counts(self, width: int, **per_neuron: int) -> None:
+        self.counters.add(
+            "inference",
+            cycles=self.spec.blocks(width),
+            **{kind: n * width for kind, n in per_neuron.items()},
+        )
+
+    def _forward_lif(self, x: np.ndarray) -> list[LayerTrace]:
+        spec = self.spec
+        steps_in = self._encode(x)
+        shift = spec.leak_shift
+        widths = spec.layer_sizes[1:]
+        v = [np.zeros(n, dtype=np.int64) for n in widths]
+        spikes = [np.zeros(n, dtype=np.int64) for n in widths]
+        window = [np.zeros(n, dtype=np.int64) for n in widths]
+        counts = [np.zeros(n, dtype=np.int64) for n in widths]
+        activity = [steps_in.sum(0)] + [None] * (len(widths) - 1)
+        first_current = None
+        for t in range(spec.time_steps):
+            inp = steps_in[t]
+            for k, width in enumerate(widths):
+                if k == 0 and spec.encoding == "intensity":
+                    if first_current is None:
+                        first_current = self._integrate(0, inp)
+                    current = first_current
+                else:
+                    current = self._integrate(k, inp)
+                leak = v[k] >> shift if shift else 0
+                theta = spec.thresholds[k]
+                v[k] = self._membrane.saturate(v[k] - leak + current - theta * spikes[k])
+                spikes[k] = (v[k] > theta).astype(np.int64)
+                window[k] += current
+                counts[k] += spikes[k]
+                self._neuron_counts(width, state_reads=1, state_writes=1, adds=4, compares=1)
+                inp = spikes[k]
+        for k in range(1, len(widths)):
+            activity[k] = counts[k - 1]
+        return [
+            LayerTrace(activity[k], self._acc.saturate(window[k]), counts[k])
+            for k in range(len(widths))
+        ]
+
+    def _forward_hardtanh(self, x: np.ndarray) -> list[LayerTrace]:
+        spec = self.spec
+        bound = spec.activation_max
+        traces = []
+        inp = x
+        for k, width in enumerate(spec.layer_sizes[1:]):
+            z = self._integrate(k, inp)
+            a = np.clip(z >> spec.act_shift, -bound, bound)
+            self._neuron_counts(width, state_reads=1, state_writes=1, compares=2)
+            traces.append(LayerTrace(inp, z, a))
+            inp = a
+        return traces
+
+    # -- learning --------------------------------------------------------------------------
+
+    def _drtp_factors(self, traces: list[LayerTrace], label: int) -> list[np.ndarray]:
+        """Post factors of contract §6: output error, gated projection row for hidden layers."""
+        spec = self.spec
+        top = spec.time_steps if spec.spiking else spec.activation_max
+        target = np.zeros(spec.classes, dtype=np.int64)
+        target[label] = top
+        factors = []
+        for k, trace in enumerate(traces[:-1]):
+            if spec.spiking:
+                bound = spec.time_steps * spec.thresholds[k]
+                gate = np.abs(trace.current) < bound
+            else:
+                gate = np.abs(trace.current >> spec.act_shift) < spec.activation_max
+            factors.append(self._projection[k][label] * gate)
+            width = len(gate)
+            if spec.projection == "rom":
+                self.counters.add("learning", proj_reads=spec.blocks(width))
+            else:
+                self.counters.add("learning", lfsr_draws=width)
+            self.counters.add("learning", compares=2 * width)
+        factors.append(target - traces[-1].output)
+        self.counters.add("learning", adds=spec.classes)
+        return factors
+
+    def _reciprocal_scaled(self, reward: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """`q_j ≈ R_j / (|Z_j| + 1)` with F fraction bits, one LUT entry per neuron (§7)."""
+        spec = self.spec
+        m = spec.recip_bits
+        d = np.abs(current) + 1
+        e = np.zeros_like(d)
+        for bit in range(1, 63):
+            e += d >= (1 << bit)
+        top = np.where(e >= m, d >> np.maximum(e - m, 0), d << np.maximum(m - e, 0))
+        product = reward * self._recip[top - (1 << m)]
+        s = e + m + 1 - spec.q_frac
+        scaled = np.where(s >= 0, product >> np.maximum(s, 0), product << np.maximum(-s, 0))
+        return self._acc.saturate(scaled)
+
+    def _lfp_factors(self, traces: list[LayerTrace], label: int) -> list[np.ndarray]:
+        """Post factors q of contract §7, the reward descending through the old weights."""
+        spec = self.spec
+        counts = traces[-1].output
+        reward = np.where(
+            np.arange(spec.classes) == label,
+            self._reward_true[counts],
+            self._reward_other[counts],
+        )
+        self.counters.add("learning", table_reads=spec.classes)
+        reward_format = QFormat(spec.reward_bits)
+        factors: list[np.ndarray] = [np.empty(0)] * len(traces)
+        for k in reversed(range(len(traces))):
+            trace = traces[k]
+            q = self._reciprocal_scaled(reward, trace.current)
+            factors[k] = q
+            width = len(q)
+            self.counters.add("learning", mults=width, adds=width, table_reads=width)
+            if k > 0:
+                below = self._acc.saturate(self.weights[k] @ q)
+                reward = reward_format.saturate((trace.activity * below) >> spec.q_frac)
+        return factors
+
+    def _update(self, k: int, activity: np.ndarray, factor: np.ndarray) -> None:
+        """Visit the words of contract §5 and apply layer k's rounded updates."""
+        spec, w = self.spec, self.weights[k]
+        n_in, n_out = w.shape
+        lanes = spec.lanes
+        rows = np.flatnonzero(activity)
+        active = np.flatnonzero(np.add.reduceat(factor != 0, np.arange(0, n_out, lanes)))
+        if len(active) == 0:
+            rows = rows[:0]
+        cols = (active[:, None] * lanes + np.arange(lanes)).ravel()
+        real = cols < n_out
+        cols = cols[real]
+        visited = len(rows) * len(active)
+        synapses = len(rows) * len(cols)
+        output_layer = k == len(self.weights) - 1
+        shift = spec.lr_shifts[k]
+        a = activity[rows, None]
+        if spec.rule == "drtp":
+            product = factor[cols] * a
+            mults = synapses if output_layer else 0
+            adds = synapses
+        else:
+            shift += spec.q_frac
+            product = np.abs(w[np.ix_(rows, cols)]) * a * factor[cols]
+            mults = 2 * synapses + (synapses + len(rows) if k > 0 else 0)
+            adds = synapses * (2 if k > 0 else 1)
+            if k > 0:
+                self.counters.add("learning", state_writes=len(rows))
+        if visited:
+            random_bits = None
+            if spec.rounding == "stochastic":
+                draws = self._stream.take(visited * lanes)
+                random_bits = draws.reshape(len(rows), -1)[:, real]
+                self.counters.add("learning", lfsr_draws=visited * lanes)
+            delta = shift_right(product, shift, spec.rounding, random_bits)
+            w[np.ix_(rows, cols)] = spec.weight.saturate(w[np.ix_(rows, cols)] + delta)
+        self.counters.add(
+            "learning",
+            syn_ops=synapses,
+            mults=mults,
+            adds=adds + (synapses if spec.rounding != "floor" else 0),
+            weight_reads=visited,
+            weight_writes=visited,
+            state_reads=n_in + n_out,
+            cycles=visited + spec.blocks(n_out) + spec.blocks(n_in),
+        )
