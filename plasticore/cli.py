@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import NoReturn
 
 from hw_reports.markdown import markdown_table
+from quant.counters import KINDS, PHASES
 from quant.errors import PlasticoreError
+from quant.spec import load_spec
+from sim.chip.params import INITS, load_params
+from sim.chip.train import ChipResult, ChipTrainConfig, train_chip
 from sim.data import DATASET_NAMES
 from sim.rules import RULES, SNN_RULES
 from sim.train import OPTIMIZERS, TrainConfig, TrainResult, train
@@ -113,6 +117,49 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def chip_table(result: ChipResult) -> str:
+    """Per-epoch errors, then each counter per training sample by phase."""
+    n = result.samples_per_epoch
+    epochs = markdown_table(
+        ["epoch", "train error %", "test error %", "samples/s"],
+        [
+            [str(e.epoch), _fmt_pct(e.train_error), _fmt_pct(e.test_error), f"{n / e.seconds:.0f}"]
+            for e in result.history
+        ],
+    )
+    counts = result.core.counters.as_dict()
+    samples = n * len(result.history)
+    per_sample = markdown_table(
+        ["counter (per sample)", *PHASES],
+        [[kind, *(f"{counts[p][kind] / samples:.1f}" for p in PHASES)] for kind in KINDS],
+    )
+    return f"{epochs}\n\n{per_sample}"
+
+
+def _chip_train(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    config = ChipTrainConfig(
+        data=args.data,
+        data_root=str(Path(args.data_root).resolve()) if args.data_root else None,
+        epochs=args.epochs,
+        seed=args.seed,
+        init=args.init,
+    )
+    weights = load_params(args.params, spec)[0] if args.params else None
+    result = train_chip(
+        spec,
+        config,
+        out_dir=args.out,
+        resume=args.resume,
+        progress=not args.quiet,
+        weights=weights,
+    )
+    print(chip_table(result))
+    if args.out:
+        print(f"parameters and log in {args.out}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="plasticore", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -162,6 +209,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=_train)
+
+    chip = sub.add_parser("chip", help="the learning core's golden model")
+    chip_sub = chip.add_subparsers(dest="chip_command", required=True, parser_class=_Parser)
+    c = chip_sub.add_parser("train", help="learn on chip, sample by sample, in the golden model")
+    c.add_argument("--spec", required=True, help="a CoreSpec TOML file, e.g. configs/digits.toml")
+    c.add_argument("--data", default="digits", help=f"one of {', '.join(DATASET_NAMES)}")
+    c.add_argument("--data-root", default=None, help="directory of user-supplied dataset files")
+    c.add_argument("--epochs", type=int, default=3)
+    c.add_argument("--seed", type=int, default=0, help="initial weights and sample order")
+    c.add_argument("--init", default="random", help=f"initial weights: {', '.join(INITS)}")
+    c.add_argument("--params", default=None, help="start from this parameter file (.npz)")
+    c.add_argument("--out", default=None, help="directory for params.npz and log.json")
+    c.add_argument("--resume", action="store_true", help="continue from --out's params.npz")
+    c.add_argument("--quiet", action="store_true", help="no progress bars")
+    c.set_defaults(func=_chip_train)
     return parser
 
 

@@ -53,7 +53,7 @@ class CoreSpec:
     neuron: Literal["lif", "hardtanh"] = "lif"
     thresholds: tuple[int, ...] = ()
     leak_shift: int = 0
-    act_shift: int = 0
+    act_shifts: tuple[int, ...] = ()
     act_bits: int = 8
     weight_bits: int = 8
     membrane_bits: int = 16
@@ -77,6 +77,7 @@ class CoreSpec:
         object.__setattr__(self, "hidden", _int_tuple("hidden", self.hidden))
         object.__setattr__(self, "lr_shifts", _int_tuple("lr_shifts", self.lr_shifts))
         object.__setattr__(self, "thresholds", _int_tuple("thresholds", self.thresholds))
+        object.__setattr__(self, "act_shifts", _int_tuple("act_shifts", self.act_shifts))
         _check_range("inputs", self.inputs, 1, 1 << 16)
         for k, width in enumerate(self.hidden):
             _check_range(f"hidden[{k}]", width, 1, 1 << 14)
@@ -111,6 +112,8 @@ class CoreSpec:
             for k, theta in enumerate(self.thresholds):
                 _check_range(f"thresholds[{k}]", theta, 1, (1 << (self.membrane_bits - 1)) - 1)
             _check_range("leak_shift", self.leak_shift, 0, self.membrane_bits)
+            if self.act_shifts:
+                raise ConfigError("act_shifts must be empty for LIF neurons")
         else:
             if self.thresholds:
                 raise ConfigError("thresholds must be empty for hardtanh neurons")
@@ -119,7 +122,13 @@ class CoreSpec:
             if self.encoding != "intensity":
                 raise ConfigError("encoding must be 'intensity' for hardtanh neurons")
             _check_range("act_bits", self.act_bits, 2, 16)
-            _check_range("act_shift", self.act_shift, 0, 40)
+            if len(self.act_shifts) != len(self.hidden) + 1:
+                raise ConfigError(
+                    f"act_shifts must hold one shift per hard-tanh layer ({len(self.hidden) + 1}), "
+                    f"got {len(self.act_shifts)}"
+                )
+            for k, shift in enumerate(self.act_shifts):
+                _check_range(f"act_shifts[{k}]", shift, 0, 40)
 
     def _check_accumulator(self) -> None:
         fan = max(self.layer_sizes).bit_length()

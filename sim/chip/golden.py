@@ -77,7 +77,7 @@ class GoldenCore:
 
     def infer(self, x: np.ndarray) -> Forward:
         """Inference only (contract §3)."""
-        return self._forward(self._check_input(x))[0]
+        return self.forward(self._check_input(x))[0]
 
     def learn(self, x: np.ndarray, label: int) -> Forward:
         """Inference, then one learning step on `label` (contract §5–§7)."""
@@ -86,7 +86,7 @@ class GoldenCore:
             raise ConfigError("this core has rule 'none': it cannot learn")
         if isinstance(label, bool) or not 0 <= int(label) < spec.classes:
             raise ConfigError(f"label must be in [0, {spec.classes - 1}], got {label!r}")
-        forward, traces = self._forward(self._check_input(x))
+        forward, traces = self.forward(self._check_input(x))
         factors = (self._drtp_factors if spec.rule == "drtp" else self._lfp_factors)(
             traces, int(label)
         )
@@ -138,7 +138,8 @@ class GoldenCore:
         )
         return self._acc.saturate(x[events] @ w[events])
 
-    def _forward(self, x: np.ndarray) -> tuple[Forward, list[LayerTrace]]:
+    def forward(self, x: np.ndarray) -> tuple[Forward, list[LayerTrace]]:
+        """Inference (counted) with the per-layer trace that learning reads."""
         traces = self._forward_lif(x) if self.spec.spiking else self._forward_hardtanh(x)
         last = traces[-1]
         order = np.lexsort((np.arange(len(last.output)), -last.current, -last.output))
@@ -195,7 +196,7 @@ class GoldenCore:
         inp = x
         for k, width in enumerate(spec.layer_sizes[1:]):
             z = self._integrate(k, inp)
-            a = np.clip(z >> spec.act_shift, -bound, bound)
+            a = np.clip(z >> spec.act_shifts[k], -bound, bound)
             self._neuron_counts(width, state_reads=1, state_writes=1, compares=2)
             traces.append(LayerTrace(inp, z, a))
             inp = a
@@ -215,7 +216,7 @@ class GoldenCore:
                 bound = spec.time_steps * spec.thresholds[k]
                 gate = np.abs(trace.current) < bound
             else:
-                gate = np.abs(trace.current >> spec.act_shift) < spec.activation_max
+                gate = np.abs(trace.current >> spec.act_shifts[k]) < spec.activation_max
             factors.append(self._projection[k][label] * gate)
             width = len(gate)
             if spec.projection == "rom":

@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 
 from quant.errors import ConfigError
-from quant.lfsr import MAXIMAL_TAPS, LFSRSpec, draws, primitive, step
+from quant.lfsr import MAXIMAL_TAPS, LFSRSpec, LFSRStream, draws, primitive, step
 
 
 @pytest.mark.parametrize("width", [8, 16])
@@ -46,3 +47,15 @@ def test_draws_are_deterministic_and_continue_from_a_state():
 def test_invalid_specs_name_the_field(kwargs, field):
     with pytest.raises(ConfigError, match=field):
         LFSRSpec(**kwargs)
+
+
+@pytest.mark.parametrize("width", sorted(MAXIMAL_TAPS))
+def test_stream_equals_serial_steps_across_chunks(width):
+    spec = LFSRSpec(width, 0xACE1 % (1 << width) or 1)
+    stream = LFSRStream(spec)
+    chunks = [stream.take(n) for n in (1, 0, 7, 300, 5000)]
+    expected, last = draws(spec, sum(map(len, chunks)))
+    assert np.array_equal(np.concatenate(chunks), expected)
+    assert stream.state == last
+    resumed = LFSRStream(spec, int(expected[99]))
+    assert np.array_equal(resumed.take(50), expected[100:150])
