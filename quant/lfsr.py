@@ -77,7 +77,7 @@ class LFSRStream:
     stream keeps a history of past bits so long draws run at numpy speed.
     """
 
-    HISTORY = 1 << 20  # bits kept between calls (1 MiB of uint8)
+    HISTORY = 1 << 17  # bits kept between calls: blocks of 4096 for a 32-bit register
 
     def __init__(self, spec: LFSRSpec, state: int | None = None) -> None:
         self.spec = spec
@@ -116,10 +116,10 @@ class LFSRStream:
         width = self.spec.width
         start = len(self._bits)
         self._extend(count)
-        bits = self._bits.astype(np.int64)
+        bits = self._bits[start - width + 1 :].astype(np.int64)  # b_(n−width+1) … newest
         states = np.zeros(count, dtype=np.int64)
         for i in range(width):
-            states |= bits[start - i : start - i + count] << i
+            states |= bits[width - 1 - i : width - 1 - i + count] << i
         self._bits = self._bits[-max(self.HISTORY, width) :]
         return states
 

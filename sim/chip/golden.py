@@ -121,22 +121,35 @@ class GoldenCore:
         self.counters.add("inference", adds=steps * spec.inputs, compares=steps * spec.inputs)
         return spikes
 
-    def _integrate(self, k: int, x: np.ndarray) -> np.ndarray:
-        """`sat_ACC(Σ_i W[i, j] x_i)` over the nonzero inputs, counting their events."""
-        spec, w = self.spec, self.weights[k]
+    def _integrate(self, k: int, x: np.ndarray) -> tuple[np.ndarray, int]:
+        """`sat_ACC(Σ_i W[i, j] x_i)` over the nonzero inputs, and how many there were."""
+        w = self.weights[k]
         events = np.flatnonzero(x)
-        width = w.shape[1]
-        multi_bit = not spec.spiking or (k == 0 and spec.encoding == "intensity")
-        ops = len(events) * width
+        if len(events) == 0:
+            return np.zeros(w.shape[1], dtype=np.int64), 0
+        if self._multi_bit(k):
+            return self._acc.saturate(x[events] @ w[events]), len(events)
+        return self._acc.saturate(w[events].sum(0)), len(events)
+
+    def _multi_bit(self, k: int) -> bool:
+        """Whether layer k's inputs are multi-bit (a multiply per synapse), not spikes."""
+        return not self.spec.spiking or (k == 0 and self.spec.encoding == "intensity")
+
+    def _count_layer(self, k: int, events: int, neuron_steps: int, **per_neuron: int) -> None:
+        """Inference counts of layer k: its presynaptic events and its neuron updates."""
+        spec = self.spec
+        width = self.weights[k].shape[1]
+        ops = events * width
+        words = events * spec.blocks(width)
         self.counters.add(
             "inference",
             syn_ops=ops,
-            adds=ops,
-            mults=ops if multi_bit else 0,
-            weight_reads=len(events) * spec.blocks(width),
-            cycles=len(events) * spec.blocks(width),
+            adds=ops + per_neuron.pop("adds", 0) * width * neuron_steps,
+            mults=ops if self._multi_bit(k) else 0,
+            weight_reads=words,
+            cycles=words + neuron_steps * spec.blocks(width),
+            **{kind: n * width * neuron_steps for kind, n in per_neuron.items()},
         )
-        return self._acc.saturate(x[events] @ w[events])
 
     def forward(self, x: np.ndarray) -> tuple[Forward, list[LayerTrace]]:
         """Inference (counted) with the per-layer trace that learning reads."""
@@ -147,43 +160,39 @@ class GoldenCore:
         self.counters.add("inference", compares=classes - 1, cycles=classes)
         return Forward(last.output.copy(), int(order[0])), traces
 
-    def _neuron_counts(self, width: int, **per_neuron: int) -> None:
-        self.counters.add(
-            "inference",
-            cycles=self.spec.blocks(width),
-            **{kind: n * width for kind, n in per_neuron.items()},
-        )
-
     def _forward_lif(self, x: np.ndarray) -> list[LayerTrace]:
         spec = self.spec
         steps_in = self._encode(x)
-        shift = spec.leak_shift
+        shift, steps = spec.leak_shift, spec.time_steps
         widths = spec.layer_sizes[1:]
         v = [np.zeros(n, dtype=np.int64) for n in widths]
         spikes = [np.zeros(n, dtype=np.int64) for n in widths]
         window = [np.zeros(n, dtype=np.int64) for n in widths]
         counts = [np.zeros(n, dtype=np.int64) for n in widths]
-        activity = [steps_in.sum(0)] + [None] * (len(widths) - 1)
-        first_current = None
-        for t in range(spec.time_steps):
+        events = [0] * len(widths)
+        once = spec.encoding == "intensity"
+        if once:  # layer 1's current is the same at every step: integrate it once
+            first_current, events[0] = self._integrate(0, x)
+        for t in range(steps):
             inp = steps_in[t]
-            for k, width in enumerate(widths):
-                if k == 0 and spec.encoding == "intensity":
-                    if first_current is None:
-                        first_current = self._integrate(0, inp)
+            for k in range(len(widths)):
+                if k == 0 and once:
                     current = first_current
                 else:
-                    current = self._integrate(k, inp)
+                    current, n_events = self._integrate(k, inp)
+                    events[k] += n_events
                 leak = v[k] >> shift if shift else 0
                 theta = spec.thresholds[k]
                 v[k] = self._membrane.saturate(v[k] - leak + current - theta * spikes[k])
                 spikes[k] = (v[k] > theta).astype(np.int64)
                 window[k] += current
                 counts[k] += spikes[k]
-                self._neuron_counts(width, state_reads=1, state_writes=1, adds=4, compares=1)
                 inp = spikes[k]
-        for k in range(1, len(widths)):
-            activity[k] = counts[k - 1]
+        for k in range(len(widths)):
+            self._count_layer(
+                k, events[k], steps, state_reads=1, state_writes=1, adds=4, compares=1
+            )
+        activity = [steps_in.sum(0), *counts[:-1]]
         return [
             LayerTrace(activity[k], self._acc.saturate(window[k]), counts[k])
             for k in range(len(widths))
@@ -194,10 +203,10 @@ class GoldenCore:
         bound = spec.activation_max
         traces = []
         inp = x
-        for k, width in enumerate(spec.layer_sizes[1:]):
-            z = self._integrate(k, inp)
-            a = np.clip(z >> spec.act_shifts[k], -bound, bound)
-            self._neuron_counts(width, state_reads=1, state_writes=1, compares=2)
+        for k in range(len(spec.layer_sizes) - 1):
+            z, events = self._integrate(k, inp)
+            a = np.minimum(np.maximum(z >> spec.act_shifts[k], -bound), bound)
+            self._count_layer(k, events, 1, state_reads=1, state_writes=1, compares=2)
             traces.append(LayerTrace(inp, z, a))
             inp = a
         return traces

@@ -5,6 +5,7 @@ under another spec is refused instead of silently misread.
 """
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from quant.atomic import atomic_write
 from quant.errors import ConfigError
+from quant.fixed import shift_right
 from quant.spec import CoreSpec, spec_from_toml, spec_to_toml
 from sim.chip.golden import check_weights
 
@@ -77,3 +79,31 @@ def load_params(path: str | Path, spec: CoreSpec) -> tuple[list[np.ndarray], int
     if saved != spec:
         raise ConfigError(f"{path}: parameters were written for another spec ({saved.name!r})")
     return check_weights(spec, weights), lfsr, meta
+
+
+def at_width(
+    spec: CoreSpec, weights: list[np.ndarray], bits: int
+) -> tuple[CoreSpec, list[np.ndarray]]:
+    """The same core at another weight width: weights, thresholds and learning-rate shifts
+    scaled by `2^s` so the network's real values stay put.
+
+    Narrower: `s = bits − weight_bits` (weights rounded to nearest, coarser). Wider: the
+    extra bits become fraction bits, `s = min(bits − weight_bits, min(lr_shifts))` (a
+    learning-rate shift cannot go below zero); membrane and accumulator widen by `s`.
+    """
+    s = bits - spec.weight_bits
+    if s > 0 and spec.lr_shifts:
+        s = min(s, *spec.lr_shifts)
+    scale = (lambda v: v << s) if s >= 0 else (lambda v: max(1, int(shift_right(v, -s, "nearest"))))
+    new = replace(
+        spec,
+        weight_bits=bits,
+        thresholds=tuple(scale(t) for t in spec.thresholds),
+        lr_shifts=tuple(lr - s for lr in spec.lr_shifts),
+        membrane_bits=spec.membrane_bits + max(s, 0),
+        acc_bits=spec.acc_bits + max(s, 0),
+    )
+    scaled = [
+        new.weight.saturate(w << s if s >= 0 else shift_right(w, -s, "nearest")) for w in weights
+    ]
+    return new, scaled
