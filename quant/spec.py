@@ -104,13 +104,7 @@ class CoreSpec:
         if self.neuron == "lif":
             _check_range("time_steps", self.time_steps, 1, 255)
             _check_range("membrane_bits", self.membrane_bits, 4, 32)
-            if len(self.thresholds) != len(self.hidden) + 1:
-                raise ConfigError(
-                    f"thresholds must hold one threshold per LIF layer ({len(self.hidden) + 1}), "
-                    f"got {len(self.thresholds)}"
-                )
-            for k, theta in enumerate(self.thresholds):
-                _check_range(f"thresholds[{k}]", theta, 1, (1 << (self.membrane_bits - 1)) - 1)
+            self._check_per_layer("thresholds", 1, (1 << (self.membrane_bits - 1)) - 1)
             _check_range("leak_shift", self.leak_shift, 0, self.membrane_bits)
             if self.act_shifts:
                 raise ConfigError("act_shifts must be empty for LIF neurons")
@@ -122,13 +116,18 @@ class CoreSpec:
             if self.encoding != "intensity":
                 raise ConfigError("encoding must be 'intensity' for hardtanh neurons")
             _check_range("act_bits", self.act_bits, 2, 16)
-            if len(self.act_shifts) != len(self.hidden) + 1:
-                raise ConfigError(
-                    f"act_shifts must hold one shift per hard-tanh layer ({len(self.hidden) + 1}), "
-                    f"got {len(self.act_shifts)}"
-                )
-            for k, shift in enumerate(self.act_shifts):
-                _check_range(f"act_shifts[{k}]", shift, 0, 40)
+            self._check_per_layer("act_shifts", 0, 40)
+
+    def _check_per_layer(self, name: str, low: int, high: int) -> None:
+        """`name` holds one value per weight layer, each in `[low, high]`."""
+        values = getattr(self, name)
+        layers = len(self.hidden) + 1
+        if len(values) != layers:
+            raise ConfigError(
+                f"{name} must hold one value per weight layer ({layers}), got {len(values)}"
+            )
+        for k, value in enumerate(values):
+            _check_range(f"{name}[{k}]", value, low, high)
 
     def _check_accumulator(self) -> None:
         fan = max(self.layer_sizes).bit_length()
@@ -141,13 +140,7 @@ class CoreSpec:
             if self.lr_shifts:
                 raise ConfigError("lr_shifts must be empty for rule 'none'")
             return
-        if len(self.lr_shifts) != len(self.hidden) + 1:
-            raise ConfigError(
-                f"lr_shifts must hold one shift per weight layer ({len(self.hidden) + 1}), "
-                f"got {len(self.lr_shifts)}"
-            )
-        for k, shift in enumerate(self.lr_shifts):
-            _check_range(f"lr_shifts[{k}]", shift, 0, 40)
+        high = 40
         if self.rule == "lfp":
             if not self.spiking:
                 raise ConfigError("rule 'lfp' needs neuron 'lif': its reward counts spikes")
@@ -157,8 +150,8 @@ class CoreSpec:
             _check_range(
                 "q_frac", self.q_frac, 0, MAX_EXACT_BITS - self.reward_bits - self.recip_bits - 2
             )
-            for k, shift in enumerate(self.lr_shifts):
-                _check_range(f"lr_shifts[{k}]", shift, 0, MAX_EXACT_BITS - self.q_frac)
+            high = min(high, MAX_EXACT_BITS - self.q_frac)  # F + shift stays exact
+        self._check_per_layer("lr_shifts", 0, high)
 
     @property
     def spiking(self) -> bool:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from quant.atomic import atomic_write, atomic_write_json
+from quant.atomic import atomic_write, atomic_write_json, output_dir
 from quant.errors import ConfigError
 from sim.clipping import adaptive_clip_
 from sim.data import Dataset, load_dataset
@@ -305,12 +305,7 @@ def train(
     optimizer = make_optimizer(config, net)
     generator = torch.Generator().manual_seed(config.seed + 2)
     history: list[EpochRecord] = []
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ConfigError(f"{out}: cannot use as output directory ({error})") from error
+    out = output_dir(out_dir)
     if resume and out is not None and (out / CHECKPOINT).exists():
         state = _load_checkpoint(out / CHECKPOINT, config)
         net.load_state_dict(state["network"])

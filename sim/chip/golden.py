@@ -144,11 +144,13 @@ class GoldenCore:
         self.counters.add(
             "inference",
             syn_ops=ops,
-            adds=ops + per_neuron.pop("adds", 0) * width * neuron_steps,
+            adds=ops,
             mults=ops if self._multi_bit(k) else 0,
             weight_reads=words,
             cycles=words + neuron_steps * spec.blocks(width),
-            **{kind: n * width * neuron_steps for kind, n in per_neuron.items()},
+        )
+        self.counters.add(
+            "inference", **{kind: n * width * neuron_steps for kind, n in per_neuron.items()}
         )
 
     def forward(self, x: np.ndarray) -> tuple[Forward, list[LayerTrace]]:

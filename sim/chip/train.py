@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from quant.atomic import atomic_write_json
+from quant.atomic import atomic_write_json, output_dir
 from quant.counters import Counters
 from quant.errors import ConfigError
 from quant.spec import CoreSpec, spec_to_toml
@@ -126,14 +126,9 @@ def train_chip(
     x_train, x_test = dataset_codes(spec, dataset)
     core = GoldenCore(spec, weights or initial_weights(spec, config.init, config.seed))
     history: list[ChipEpoch] = []
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ConfigError(f"{out}: cannot use as output directory ({error})") from error
-        if resume and (out / PARAMS).exists():
-            core, history = _resume(out, spec, config)
+    out = output_dir(out_dir)
+    if resume and out is not None and (out / PARAMS).exists():
+        core, history = _resume(out, spec, config)
     for epoch in range(len(history) + 1, config.epochs + 1):
         order = np.random.default_rng([config.seed, epoch]).permutation(len(x_train))
         start = time.perf_counter()
