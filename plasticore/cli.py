@@ -160,6 +160,97 @@ def _chip_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quantize(args: argparse.Namespace) -> int:
+    """Train the spec's topology in float, convert it to the core, compare both on the test
+    split. A LIF core's float model is a spiking network (`--neuron lif`), a hard-tanh
+    core's a hard-tanh MLP; both without biases, as the core has none."""
+    # Imported here: brevitas (behind quant.qat) adds seconds to every CLI start, and the
+    # command stays in one block.
+    from dataclasses import asdict
+
+    from quant.atomic import output_dir
+    from quant.convert import convert, weight_frac_bits
+    from quant.errors import ConfigError
+    from quant.qat import core_weights, drop_biases
+    from quant.spec import save_spec
+    from sim.chip.golden import GoldenCore
+    from sim.chip.params import save_params
+    from sim.chip.train import PARAMS, dataset_codes, test_error
+    from sim.data import load_dataset
+
+    spec = load_spec(args.spec)
+    rule = args.rule or ("surrogate_bp" if spec.spiking else "drtp")
+    if spec.spiking and rule not in SNN_RULES:
+        raise ConfigError(
+            f"rule {rule!r}: spec {spec.name!r} has LIF neurons, so its float model is a "
+            f"spiking network, trained by one of {', '.join(SNN_RULES)}"
+        )
+    root = str(Path(args.data_root).resolve()) if args.data_root else None
+    dataset = load_dataset(args.data, seed=args.seed, root=root)
+    x_test = dataset_codes(spec, dataset)[1]
+    beta = 1.0 - 2.0**-spec.leak_shift if spec.leak_shift else 1.0
+    config = TrainConfig(
+        rule=rule,
+        topology="_".join(f"FC_{n}" for n in spec.layer_sizes[1:]),
+        data=args.data,
+        data_root=root,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        hidden_activation="tanh" if spec.spiking else "hardtanh",  # tanh: unused by LIF
+        init="he_uniform",  # zero biases: the core has none
+        seed=args.seed,
+        track_alignment=False,
+        neuron="lif" if spec.spiking else "none",
+        beta=beta,
+        threshold=args.threshold,
+        time_steps=spec.time_steps,
+    )
+    result = train(config, dataset=dataset, prepare=drop_biases, progress=not args.quiet)
+    floats = core_weights(result.network)
+    if spec.spiking:
+        core_spec, weights = convert(spec, floats, threshold=args.threshold, beta=beta)
+    else:
+        core_spec, weights = convert(spec, floats)
+    core = GoldenCore(core_spec, weights)
+    float_error, core_error = result.final.test_error, test_error(core, x_test, dataset.y_test)
+    frac_bits = [weight_frac_bits(w, spec.weight_bits) for w in floats]
+    errors = markdown_table(
+        ["model", "test error %"],
+        [
+            [f"float ({rule}, {args.epochs} epochs)", _fmt_pct(float_error)],
+            [f"integer core ({core_spec.weight_bits}-bit weights)", _fmt_pct(core_error)],
+        ],
+    )
+    compares = core_spec.thresholds or core_spec.act_shifts
+    layers = markdown_table(
+        ["layer", "weight scale", "threshold" if spec.spiking else "act_shift"],
+        [
+            [str(k + 1), f"2^{-f}", str(v)]
+            for k, (f, v) in enumerate(zip(frac_bits, compares, strict=True))
+        ],
+    )
+    print(f"{errors}\n\n{layers}")
+    out = output_dir(args.out)
+    if out is not None:
+        meta = {
+            "quantize": {
+                "train": asdict(config),
+                "frac_bits": frac_bits,
+                "float_test_error": float_error,
+                "core_test_error": core_error,
+            }
+        }
+        save_spec(core_spec, out / "spec.toml")
+        save_params(out / PARAMS, core_spec, weights, core.lfsr_state, meta)
+        print(
+            f"spec and parameters in {out}; continue learning on chip with: plasticore chip "
+            f"train --spec {out / 'spec.toml'} --params {out / PARAMS}",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="plasticore", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -224,6 +315,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--resume", action="store_true", help="continue from --out's params.npz")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
     c.set_defaults(func=_chip_train)
+
+    q = sub.add_parser("quantize", help="train in float, convert to a core's integers")
+    q.add_argument("--spec", required=True, help="the core to convert to, e.g. configs/digits.toml")
+    q.add_argument("--data", default="digits", help=f"one of {', '.join(DATASET_NAMES)}")
+    q.add_argument("--data-root", default=None, help="directory of user-supplied dataset files")
+    q.add_argument(
+        "--rule",
+        default=None,
+        help=f"float rule: LIF cores one of {', '.join(SNN_RULES)} (default surrogate_bp), "
+        f"hard-tanh cores one of {', '.join(RULES)} (default drtp)",
+    )
+    q.add_argument("--epochs", type=int, default=10)
+    q.add_argument("--batch-size", type=int, default=20)
+    q.add_argument("--lr", type=float, default=3e-3)
+    q.add_argument("--threshold", type=float, default=1.0, help="LIF: the float threshold θ")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", default=None, help="directory for spec.toml and params.npz")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.set_defaults(func=_quantize)
     return parser
 
 

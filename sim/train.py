@@ -294,14 +294,20 @@ def train(
     progress: bool = True,
     dataset: Dataset | None = None,
     on_epoch_end: Callable[[EpochRecord], None] | None = None,
+    prepare: Callable[[torch.nn.Module], None] | None = None,
 ) -> TrainResult:
     """Train `config`; with `out_dir`, write `log.json` and `checkpoint.pt` every epoch.
 
     With `resume`, a checkpoint in `out_dir` from the same settings is continued (the
-    epoch count may be raised); without one the run starts from scratch.
+    epoch count may be raised); without one the run starts from scratch. `prepare` edits
+    the freshly built network in place before the optimizer and a checkpoint see it (e.g.
+    `quant.qat.quantize_linears`: QAT layers); it is not part of the config, so a resumed
+    run must pass the same one.
     """
     dataset = dataset or load_dataset(config.data, seed=config.seed, root=config.data_root)
     net, rule = build(config, dataset)
+    if prepare is not None:
+        prepare(net)
     optimizer = make_optimizer(config, net)
     generator = torch.Generator().manual_seed(config.seed + 2)
     history: list[EpochRecord] = []

@@ -1,10 +1,13 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
 from plasticore.cli import main
+from quant.spec import load_spec, save_spec
+from sim.chip.params import load_params
 
 
 def _error_line(capsys):
@@ -79,3 +82,49 @@ def test_console_entry_point_reports_errors_without_traceback():
         "plasticore: error: rule: unknown rule 'nope'; choose one of bp, fa, dfa, sdfa, drtp, "
         "shallow, lfp"
     )
+
+
+def test_quantize_writes_a_core_that_learns_on_chip(tmp_path, capsys):
+    out = tmp_path / "q"
+    args = ["quantize", "--spec", "configs/digits.toml", "--epochs", "2", "--quiet"]
+    assert main([*args, "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "| float (surrogate_bp, 2 epochs)" in printed.out and "| threshold" in printed.out
+    assert "plasticore chip train --spec" in printed.err
+    spec = load_spec(out / "spec.toml")
+    weights, _, meta = load_params(out / "params.npz", spec)
+    assert spec.thresholds != load_spec("configs/digits.toml").thresholds
+    assert max(int(abs(w).max()) for w in weights) > 63  # the scale fills the 8 bits
+    assert meta["quantize"]["core_test_error"] < 0.5
+    chip = ["chip", "train", "--spec", str(out / "spec.toml"), "--params", str(out / "params.npz")]
+    assert main([*chip, "--epochs", "1", "--quiet"]) == 0
+
+
+def test_quantize_a_hardtanh_core_with_drtp(tmp_path, capsys):
+    base = replace(
+        load_spec("configs/digits.toml"),
+        hidden=(32,),
+        neuron="hardtanh",
+        time_steps=1,
+        thresholds=(),
+        act_shifts=(0, 0),
+    )
+    save_spec(base, tmp_path / "tanh.toml")
+    assert (
+        main(["quantize", "--spec", str(tmp_path / "tanh.toml"), "--epochs", "2", "--quiet"]) == 0
+    )
+    table = capsys.readouterr().out
+    assert "| float (drtp, 2 epochs)" in table and "| act_shift" in table
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["--rule", "drtp"], "rule 'drtp': spec 'digits' has LIF neurons"),
+        (["--data", "drtp_classification"], "spec 'digits' has 64 inputs"),
+        (["--epochs", "0"], "epochs must be >= 1"),
+    ],
+)
+def test_quantize_refusals_give_one_line(args, phrase, capsys):
+    assert main(["quantize", "--spec", "configs/digits.toml", "--quiet", *args]) == 2
+    assert phrase in _error_line(capsys)
