@@ -160,6 +160,59 @@ def _chip_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rtl(args: argparse.Namespace) -> int:
+    from rtl.emit import write_core
+
+    spec = load_spec(args.spec)
+    weights = load_params(args.params, spec)[0] if args.params else None
+    source, info = write_core(spec, args.out, weights)
+    print(f"{source}\n{info}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from plasticore.verify import Mismatch, verify
+    from sim.chip.params import initial_weights
+    from sim.chip.train import dataset_codes
+    from sim.data import load_dataset
+
+    spec = load_spec(args.spec)
+    if args.samples < 1:
+        raise PlasticoreError(f"--samples must be at least 1, got {args.samples}")
+    weights = load_params(args.params, spec)[0] if args.params else initial_weights(spec)
+    dataset = load_dataset(args.data, seed=0, root=args.data_root)
+    x, _ = dataset_codes(spec, dataset)
+    n = min(args.samples, len(x))
+    report = verify(
+        spec,
+        weights,
+        x[:n],
+        dataset.y_train[:n],
+        args.out,
+        learn=not args.infer_only,
+        sim=args.sim,
+        check_every=args.check_every,
+        waves=args.waves,
+    )
+    rows = [
+        ["samples", str(report.samples)],
+        ["mismatches", str(len(report.mismatches))],
+        ["sim s/sample", f"{report.sim_seconds / report.samples:.3f}"],
+    ]
+    for phase in ("inference", "learning"):
+        rows.append(
+            [
+                f"{phase} cycles/sample (ideal)",
+                f"{report.cycles_per_sample(phase):.0f} "
+                f"({report.ideal_cycles_per_sample(phase):.0f})",
+            ]
+        )
+    print(markdown_table(["", spec.name], rows))
+    if report.mismatches:
+        raise Mismatch(report.mismatches[0])
+    return 0
+
+
 def _quantize(args: argparse.Namespace) -> int:
     """Train the spec's topology in float, convert it to the core, compare both on the test
     split. A LIF core's float model is a spiking network (`--neuron lif`), a hard-tanh
@@ -334,6 +387,25 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default=None, help="directory for spec.toml and params.npz")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
     q.set_defaults(func=_quantize)
+
+    r = sub.add_parser("rtl", help="write the core's Verilog and manifest")
+    r.add_argument("--spec", required=True, help="TOML core spec, e.g. configs/digits.toml")
+    r.add_argument("--params", default=None, help="params.npz to preload the weights")
+    r.add_argument("--out", default="build", help="output directory")
+    r.set_defaults(func=_rtl)
+
+    v = sub.add_parser("verify", help="co-simulate the RTL core against the golden model")
+    v.add_argument("--spec", required=True, help="TOML core spec, e.g. configs/digits.toml")
+    v.add_argument("--data", default="digits", help=f"one of {', '.join(DATASET_NAMES)}")
+    v.add_argument("--data-root", default=None, help="directory of user-supplied dataset files")
+    v.add_argument("--samples", type=int, default=20)
+    v.add_argument("--params", default=None, help="params.npz to start from (else random)")
+    v.add_argument("--sim", default="verilator", help="verilator or icarus")
+    v.add_argument("--check-every", type=int, default=10, help="compare all weights every N")
+    v.add_argument("--infer-only", action="store_true", help="no learning steps")
+    v.add_argument("--waves", action="store_true", help="dump waveforms")
+    v.add_argument("--out", default="build/verify", help="build directory")
+    v.set_defaults(func=_verify)
     return parser
 
 

@@ -128,3 +128,32 @@ def test_quantize_a_hardtanh_core_with_drtp(tmp_path, capsys):
 def test_quantize_refusals_give_one_line(args, phrase, capsys):
     assert main(["quantize", "--spec", "configs/digits.toml", "--quiet", *args]) == 2
     assert phrase in _error_line(capsys)
+
+
+def test_rtl_writes_verilog_and_manifest(tmp_path) -> None:
+    from quant.spec import CoreSpec
+    from rtl.core import spec_hash
+
+    spec = CoreSpec(
+        name="tiny",
+        inputs=3,
+        hidden=(2,),
+        classes=2,
+        thresholds=(4, 4),
+        lr_shifts=(1, 1),
+        lanes=2,
+        acc_bits=20,
+    )
+    save_spec(spec, tmp_path / "tiny.toml")
+    assert main(["rtl", "--spec", str(tmp_path / "tiny.toml"), "--out", str(tmp_path / "b")]) == 0
+    source = (tmp_path / "b" / "plasticore_core.v").read_text()
+    assert "module plasticore_core" in source and "bus__adr" in source
+    info = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert info["spec_hash"] == f"0x{spec_hash(spec):08x}"
+    assert [r["name"] for r in info["regions"]] == [
+        "csr",
+        "inputs",
+        "outputs",
+        "weights0",
+        "weights1",
+    ]

@@ -1,0 +1,786 @@
+"""The learning core: memories, units and the sequencer of `docs/hardware_contract.md`.
+
+The sequencer is generated per layer from the spec (the layer loop is unrolled into FSM
+states, so each state touches its own layer's memories without run-time muxes):
+
+    ENC            scan the inputs into the event list (every step for `spikes`, once for
+                   `intensity`), running the sigma-delta encoder
+    ACC_k, UPD_k   per block of L neurons: accumulate the events of the layer's input list
+                   (one weight word per cycle, pipelined), then update the block's neurons
+    EMIT_k         append the block's spikes (or nonzero activations) to the next list
+    PRED_*         arg-max of the output (count, then window current, then lower index)
+    PF_k           learning, k = K … 1: one word of post factors per cycle (DRTP or LFP unit)
+    SCAN_k/VISIT_k the visit order of §5: one row per cycle, one visited word per cycle
+                   (read, update, write back; LFP also sends the reward down)
+
+Weights live in one memory per layer, words of L lanes (§5); neuron state in one memory
+per layer, a word per block. The host sees the memories through the bus only while the
+core is idle.
+"""
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from quant.counters import KINDS, PHASES
+from quant.spec import CoreSpec, spec_to_toml
+from quant.tables import projection_rom, projection_seed
+from rtl.arith import lfsr_states, saturate
+from rtl.bus import DATA_BITS, wishbone
+from rtl.counters import PerfCounters
+from rtl.drtp import DRTPFactors
+from rtl.geometry import Geometry, address_bits
+from rtl.lfp import LFPFactors
+from rtl.mac import MacLanes
+from rtl.memory_map import IDENT, REGISTERS, MemoryMap, counter_address
+from rtl.neuron import HardTanhLanes, LIFLanes, word_layout
+from rtl.update import UpdateLanes
+
+
+def spec_hash(spec: CoreSpec) -> int:
+    """First 32 bits of the SHA-256 of the spec's TOML: which spec a core was built from."""
+    return int.from_bytes(hashlib.sha256(spec_to_toml(spec).encode()).digest()[:4], "big")
+
+
+def lowest_set(m: Module, mask: Signal, name: str) -> Signal:
+    """Index of the lowest set bit of `mask` (a priority encoder)."""
+    index = Signal(range(max(2, len(mask))), name=name)
+    for bit in reversed(range(len(mask))):
+        with m.If(mask[bit]):
+            m.d.comb += index.eq(bit)
+    return index
+
+
+def weight_words(spec: CoreSpec, weights: np.ndarray) -> list[list[int]]:
+    """Layer weights `[n_in, n_out]` as memory words of `lanes` weights, zero-padded."""
+    lanes = spec.lanes
+    n_in, n_out = weights.shape
+    padded = np.zeros((n_in, spec.blocks(n_out) * lanes), dtype=np.int64)
+    padded[:, :n_out] = weights
+    return padded.reshape(-1, lanes).tolist()
+
+
+class _Counts:
+    """Collects `(condition, phase, kind, amount)` terms and drives the counter increments."""
+
+    def __init__(self) -> None:
+        self.terms: list[tuple[object, str, str, object]] = []
+
+    def add(self, condition: object, phase: str, **kinds: object) -> None:
+        for kind, amount in kinds.items():
+            self.terms.append((condition, phase, kind, amount))
+
+    def drive(self, m: Module, counters: PerfCounters) -> None:
+        for phase in PHASES:
+            for kind in KINDS:
+                parts = [
+                    Mux(cond, amount, 0)
+                    for cond, p, k, amount in self.terms
+                    if p == phase and k == kind
+                ]
+                if parts:
+                    m.d.comb += counters.increment(phase, kind).eq(sum(parts))
+
+
+class LearningCore(wiring.Component):
+    """One learning core for `spec`, weights optionally preloaded (else zero)."""
+
+    def __init__(self, spec: CoreSpec, weights: Sequence[np.ndarray] | None = None) -> None:
+        self.spec = spec
+        self.geometry = Geometry(spec)
+        self.memory_map = MemoryMap(spec)
+        self._weights = weights
+        super().__init__({"bus": In(wishbone(self.memory_map.addr_bits)), "done": Out(1)})
+
+    # The elaboration is long because it is the sequencer; each block below is one state
+    # group of the module docstring, in the order a sample runs through them.
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        spec, geo, mmap = self.spec, self.geometry, self.memory_map
+        lanes, steps = spec.lanes, spec.time_steps
+        layers = geo.layers
+        last = len(layers) - 1
+        counts = _Counts()
+        m.submodules.counters = counters = PerfCounters()
+
+        # -- memories ----------------------------------------------------------------------
+        def memory(name: str, shape: object, depth: int, init: object = ()) -> Memory:
+            mem = Memory(shape=shape, depth=depth, init=init)
+            m.submodules[name] = mem
+            return mem
+
+        n0 = spec.inputs
+        inp = memory("inputs", spec.input_bits, n0)
+        inp_r, inp_w = inp.read_port(), inp.write_port()
+        event0 = data.StructLayout({"row": address_bits(n0), "x": signed(layers[0].event_bits)})
+        ev_in = memory("events_in", event0, n0)
+        ev_in_r, ev_in_w = ev_in.read_port(), ev_in.write_port()
+        if spec.encoding == "spikes":
+            phase_mem = memory("encoder_phase", spec.input_bits + 1, n0)
+            phase_r, phase_w = phase_mem.read_port(), phase_mem.write_port()
+            cnt_mem = memory("input_counts", geo.count_bits, n0)
+            cnt_r, cnt_w = cnt_mem.read_port(), cnt_mem.write_port()
+        hidden_events = []
+        if last > 0:
+            width = max(spec.hidden)
+            x_bits = max(layer.event_bits for layer in layers[1:])
+            layout = data.StructLayout({"row": address_bits(width), "x": signed(x_bits)})
+            for n in range(min(2, last)):
+                mem = memory(f"events{n}", layout, width)
+                hidden_events.append((mem.read_port(), mem.write_port()))
+        weights_r, weights_w, state_r, state_w = [], [], [], []
+        for k, layer in enumerate(layers):
+            init = weight_words(spec, self._weights[k]) if self._weights is not None else ()
+            w_shape = data.ArrayLayout(signed(spec.weight_bits), lanes)
+            mem = memory(f"weights{k}", w_shape, layer.words, init)
+            weights_r.append(mem.read_port())
+            weights_w.append(mem.write_port(granularity=1))
+            mem = memory(f"state{k}", word_layout(spec, k), layer.blocks)
+            state_r.append(mem.read_port())
+            state_w.append(mem.write_port())
+        learning = spec.rule != "none"
+        if learning:
+            pf = memory("factors", data.ArrayLayout(signed(geo.factor_bits), lanes), geo.max_blocks)
+            pf_r, pf_w = pf.read_port(), pf.write_port()
+        if spec.rule == "lfp" and last > 0:
+            r_blocks = max(layers[k].blocks for k in range(last))
+            rew = memory("rewards", data.ArrayLayout(signed(spec.reward_bits), lanes), r_blocks)
+            rew_r, rew_w = rew.read_port(), rew.write_port(granularity=1)
+            valid = Signal(r_blocks * lanes)
+        projection_r = {}
+        if spec.rule == "drtp" and spec.projection == "rom":
+            for k in range(last):
+                rows = projection_rom(spec, k) > 0
+                blocks = layers[k].blocks
+                padded = np.zeros((spec.classes, blocks * lanes), dtype=bool)
+                padded[:, : rows.shape[1]] = rows
+                words = [
+                    int(sum(int(bit) << n for n, bit in enumerate(word)))
+                    for word in padded.reshape(-1, lanes)
+                ]
+                projection_r[k] = memory(f"projection{k}", lanes, len(words), words).read_port()
+
+        # -- registers -----------------------------------------------------------------------
+        busy, done, learn = Signal(), Signal(), Signal()
+        label = Signal(address_bits(spec.classes))
+        prediction = Signal(address_bits(spec.classes))
+        lfsr = Signal(spec.lfsr_width, init=spec.seed)
+        in_learning = Signal()  # counters' phase
+        t = Signal(range(steps + 1))
+        block = Signal(range(geo.max_blocks + 1))
+        event = Signal(range(geo.max_width + 1))
+        n_ev_in = Signal(range(n0 + 1))
+        n_hidden = [Signal(range(geo.max_width + 1), name=f"n_events{n}") for n in range(2)]
+        pending = Signal(lanes)
+        emit_values = Signal(data.ArrayLayout(signed(spec.act_bits), lanes))
+        m.d.comb += self.done.eq(done)
+
+        def real_mask(k: int, b: Signal) -> object:
+            rem = layers[k].n_out - (layers[k].blocks - 1) * lanes
+            return Mux(b == layers[k].blocks - 1, (1 << rem) - 1, (1 << lanes) - 1)
+
+        def real_count(k: int, b: Signal) -> object:
+            rem = layers[k].n_out - (layers[k].blocks - 1) * lanes
+            return Mux(b == layers[k].blocks - 1, rem, lanes)
+
+        # -- bus -----------------------------------------------------------------------------
+        bus = self.bus
+        b_pending, b_we = Signal(), Signal()
+        b_adr = Signal(mmap.addr_bits)
+        b_dat = Signal(DATA_BITS)
+        lane_bits = mmap.lane_bits
+        m.d.sync += [bus.ack.eq(0), bus.err.eq(0)]
+        request = bus.cyc & bus.stb & ~bus.ack & ~bus.err & ~b_pending
+        with m.If(request):
+            m.d.sync += [
+                b_pending.eq(1),
+                b_adr.eq(bus.adr),
+                b_we.eq(bus.we),
+                b_dat.eq(bus.dat_w),
+            ]
+
+        # Memory read ports follow the bus address while the core is idle (requests are
+        # latched, so the data is ready the cycle after).
+        def in_region(adr: Signal, name: str) -> object:
+            region = mmap.region(name)
+            return adr[region.size_bits :] == region.base >> region.size_bits
+
+        def offset(adr: Signal, name: str) -> Signal:
+            return adr[: mmap.region(name).size_bits]
+
+        m.d.comb += inp_r.addr.eq(offset(bus.adr, "inputs"))
+        out_off = offset(bus.adr, "outputs")
+        m.d.comb += state_r[last].addr.eq(out_off[lane_bits:])
+        for k in range(len(layers)):
+            off = offset(bus.adr, f"weights{k}")
+            row = off[lane_bits + mmap.block_bits(k) :]
+            blk = off[lane_bits : lane_bits + mmap.block_bits(k)]
+            m.d.comb += weights_r[k].addr.eq(row * layers[k].blocks + blk)
+
+        read_value = Signal(DATA_BITS)
+        write_ok = Signal()
+        regs = {name: offset for name, (offset, _, _) in REGISTERS.items()}
+        csr_off = offset(b_adr, "csr")
+        start = Signal()
+        with m.If(b_pending):
+            m.d.sync += b_pending.eq(0)
+            with m.If(in_region(b_adr, "csr")):
+                m.d.comb += write_ok.eq(1)
+                with m.Switch(csr_off):
+                    with m.Case(regs["ident"]):
+                        m.d.comb += read_value.eq(IDENT)
+                    with m.Case(regs["ctrl"]), m.If(b_we):
+                        m.d.comb += [
+                            start.eq(b_dat[0] & ~busy),
+                            counters.clear.eq(b_dat[2]),
+                        ]
+                        with m.If(b_dat[0] & busy):
+                            m.d.comb += write_ok.eq(0)
+                    with m.Case(regs["status"]):
+                        m.d.comb += read_value.eq(Cat(busy, done))
+                    with m.Case(regs["label"]):
+                        m.d.comb += read_value.eq(label)
+                        with m.If(b_we):
+                            ok = (b_dat < spec.classes) & ~busy
+                            m.d.comb += write_ok.eq(ok)
+                            with m.If(ok):
+                                m.d.sync += label.eq(b_dat)
+                    with m.Case(regs["prediction"]):
+                        m.d.comb += read_value.eq(prediction)
+                    with m.Case(regs["lfsr"]):
+                        m.d.comb += read_value.eq(lfsr)
+                        with m.If(b_we):
+                            value = b_dat[: spec.lfsr_width]
+                            ok = (value != 0) & (b_dat >> spec.lfsr_width == 0) & ~busy
+                            m.d.comb += write_ok.eq(ok)
+                            with m.If(ok):
+                                m.d.sync += lfsr.eq(value)
+                    with m.Case(regs["spec_hash"]):
+                        m.d.comb += read_value.eq(spec_hash(spec))
+                    for phase in PHASES:
+                        for kind in KINDS:
+                            low = counter_address(phase, kind)
+                            count = counters.counts[(phase, kind)]
+                            with m.Case(low):
+                                m.d.comb += read_value.eq(count[:DATA_BITS])
+                            with m.Case(low + 1):
+                                m.d.comb += read_value.eq(count[DATA_BITS:])
+            with m.Elif(in_region(b_adr, "inputs")):
+                m.d.comb += [write_ok.eq(~busy), read_value.eq(inp_r.data)]
+                with m.If(b_we & ~busy):
+                    m.d.comb += [
+                        inp_w.addr.eq(offset(b_adr, "inputs")),
+                        inp_w.data.eq(b_dat),
+                        inp_w.en.eq(1),
+                    ]
+            with m.Elif(in_region(b_adr, "outputs")):
+                lane = offset(b_adr, "outputs")[:lane_bits]
+                neuron = state_r[last].data[lane] if lanes > 1 else state_r[last].data[0]
+                value = neuron.n if spec.spiking else neuron.a
+                m.d.comb += [
+                    write_ok.eq(~busy & ~b_we),
+                    read_value.eq(Mux(lane < lanes, value, 0)),
+                ]
+            for k in range(len(layers)):
+                with m.Elif(in_region(b_adr, f"weights{k}")):
+                    off = offset(b_adr, f"weights{k}")
+                    lane = off[:lane_bits]
+                    blk = off[lane_bits : lane_bits + mmap.block_bits(k)]
+                    row = off[lane_bits + mmap.block_bits(k) :]
+                    inside = (blk < layers[k].blocks) & (row < layers[k].n_in)
+                    real = (blk * lanes + lane < layers[k].n_out) & (lane < lanes)
+                    word = weights_r[k].data
+                    m.d.comb += [
+                        write_ok.eq(~busy),
+                        read_value.eq(Mux(real & inside, word[lane] if lanes > 1 else word[0], 0)),
+                    ]
+                    with m.If(b_we & ~busy & real & inside):
+                        m.d.comb += [
+                            weights_w[k].addr.eq(row * layers[k].blocks + blk),
+                            weights_w[k].en.eq(1 << lane),
+                        ]
+                        for n in range(lanes):
+                            m.d.comb += weights_w[k].data[n].eq(b_dat[: spec.weight_bits])
+            m.d.sync += [bus.dat_r.eq(read_value), bus.ack.eq(write_ok), bus.err.eq(~write_ok)]
+
+        # -- datapath units ----------------------------------------------------------------
+        macs, neurons, factor_units, updates = [], [], [], []
+        for k in range(len(layers)):
+            macs.append(MacLanes(spec, k))
+            m.submodules[f"mac{k}"] = macs[k]
+            neurons.append(LIFLanes(spec, k) if spec.spiking else HardTanhLanes(spec, k))
+            m.submodules[f"neurons{k}"] = neurons[k]
+            if learning:
+                factor_units.append(
+                    DRTPFactors(spec, k) if spec.rule == "drtp" else LFPFactors(spec, k)
+                )
+                m.submodules[f"factors{k}"] = factor_units[k]
+                updates.append(UpdateLanes(spec, k))
+                m.submodules[f"update{k}"] = updates[k]
+
+        # -- pipeline registers --------------------------------------------------------------
+        enc_valid, enc_row = Signal(), Signal(range(n0 + 1))
+        acc1 = [Signal(name=f"acc{k}_s1") for k in range(len(layers))]
+        acc2 = [Signal(name=f"acc{k}_s2") for k in range(len(layers))]
+        acc2_x = [
+            Signal(signed(layer.event_bits), name=f"acc{k}_x") for k, layer in enumerate(layers)
+        ]
+        pf_valid, pf_block = Signal(), Signal(range(geo.max_blocks + 1))
+        active_blocks = Signal(geo.max_blocks)
+        proj_lfsr = Signal(spec.lfsr_width)
+        row, row_block, row_lane = (Signal(range(geo.max_width + 1)) for _ in range(3))
+        activity = Signal(signed(max(layer.activity_bits for layer in layers)))
+        remaining = Signal(geo.max_blocks)
+        vis_last = Signal()
+        vis_block = Signal(range(geo.max_blocks + 1))
+        vis_row, vis_row_block, vis_row_lane = (Signal(range(geo.max_width + 1)) for _ in range(3))
+        vis_activity = Signal(signed(len(activity)))
+        sum_bits = spec.weight_bits + geo.factor_bits + geo.max_width.bit_length() + 2
+        row_sum = Signal(signed(sum_bits))
+        visiting = [Signal(name=f"visit{k}_s2") for k in range(len(layers))]
+
+        def activity_of(k: int) -> object:
+            """A_k,i of the row whose activity data arrived this cycle (§2)."""
+            if k == 0:
+                if spec.encoding == "spikes":
+                    return cnt_r.data
+                return inp_r.data * steps if spec.spiking else inp_r.data
+            word = state_r[k - 1].data
+            neuron = word[row_lane] if lanes > 1 else word[0]
+            return neuron.n if spec.spiking else neuron.a
+
+        def activity_addr(k: int, next_row: bool) -> list:
+            """Point the activity read at row i (+1 when prefetching)."""
+            if k == 0:
+                target = row + 1 if next_row else 0
+                ports = [inp_r] + ([cnt_r] if spec.encoding == "spikes" else [])
+                return [port.addr.eq(target) for port in ports]
+            target = Mux(row_lane == lanes - 1, row_block + 1, row_block) if next_row else 0
+            return [state_r[k - 1].addr.eq(target)]
+
+        def advance_row(k: int) -> None:
+            """Move to the next presynaptic row, or drain the layer after the last one."""
+            with m.If(row == layers[k].n_in - 1):
+                m.next = f"DRAIN_{k}"
+            with m.Else():
+                m.d.sync += row.eq(row + 1)
+                with m.If(row_lane == lanes - 1):
+                    m.d.sync += [row_lane.eq(0), row_block.eq(row_block + 1)]
+                with m.Else():
+                    m.d.sync += row_lane.eq(row_lane + 1)
+                m.next = f"SCAN_{k}"
+
+        def enter_layer(k: int) -> None:
+            m.d.sync += [block.eq(0), event.eq(0)]
+            if k < last:
+                m.d.sync += n_hidden[k % 2].eq(0)
+            m.next = f"ACC_{k}"
+
+        def enter_step() -> None:
+            if spec.encoding == "spikes":
+                m.d.sync += [event.eq(0), n_ev_in.eq(0)]
+                m.next = "ENC"
+            else:
+                enter_layer(0)
+
+        def enter_learning(k: int) -> None:
+            m.d.sync += [block.eq(0), active_blocks.eq(0)]
+            if spec.rule == "drtp" and spec.projection == "lfsr" and k < last:
+                seeds = [projection_seed(spec, k, c) for c in range(spec.classes)]
+                with m.Switch(label):
+                    for c, seed in enumerate(seeds):
+                        with m.Case(c):
+                            m.d.sync += proj_lfsr.eq(seed)
+            m.next = f"PF_{k}"
+
+        def block_done(k: int) -> None:
+            """After block `block` of layer k: the next block, layer, step or the output."""
+            with m.If(block == layers[k].blocks - 1):
+                if k < last:
+                    enter_layer(k + 1)
+                else:
+                    m.d.sync += t.eq(t + 1)
+                    with m.If(t == steps - 1):
+                        m.d.sync += block.eq(0)
+                        m.next = "PRED_ADDR"
+                    with m.Else():
+                        enter_step()
+            with m.Else():
+                m.d.sync += [block.eq(block + 1), event.eq(0)]
+                m.next = f"ACC_{k}"
+
+        best_key, best_z = Signal(signed(16)), Signal(signed(geo.window_bits))
+        pred_lane = Signal(range(lanes))
+        pred_class = Signal(range(spec.classes + 1))
+
+        # -- the sequencer -------------------------------------------------------------------
+        with m.FSM(name="sequencer") as fsm:
+            with m.State("IDLE"), m.If(start):
+                m.d.sync += [
+                    busy.eq(1),
+                    done.eq(0),
+                    learn.eq(b_dat[1] & int(learning)),
+                    in_learning.eq(0),
+                    t.eq(0),
+                    event.eq(0),
+                    n_ev_in.eq(0),
+                ]
+                m.next = "ENC"
+
+            with m.State("ENC"):
+                with m.If(event < n0):
+                    m.d.comb += [inp_r.addr.eq(event)]
+                    if spec.encoding == "spikes":
+                        m.d.comb += [phase_r.addr.eq(event), cnt_r.addr.eq(event)]
+                    m.d.sync += [event.eq(event + 1), enc_valid.eq(1), enc_row.eq(event)]
+                with m.Else():
+                    m.d.sync += enc_valid.eq(0)
+                    with m.If(~enc_valid):
+                        enter_layer(0)
+
+            for k in range(len(layers)):
+                ev_r = ev_in_r if k == 0 else hidden_events[(k - 1) % 2][0]
+                n_events = n_ev_in if k == 0 else n_hidden[(k - 1) % 2]
+                if k == 0 and spec.encoding == "intensity" and spec.spiking:
+                    n_events = Mux(t == 0, n_ev_in, 0)  # layer 1's current integrated once
+                with m.State(f"ACC_{k}"):
+                    m.d.comb += state_r[k].addr.eq(block)
+                    with m.If(event < n_events):
+                        m.d.comb += ev_r.addr.eq(event)
+                        m.d.sync += [event.eq(event + 1), acc1[k].eq(1)]
+                    with m.Else():
+                        m.d.sync += acc1[k].eq(0)
+                        with m.If(~acc1[k] & ~acc2[k]):
+                            m.next = f"UPD_{k}"
+                with m.State(f"UPD_{k}"):
+                    m.d.comb += [state_r[k].addr.eq(block), macs[k].clear.eq(1)]
+                    unit = neurons[k]
+                    m.d.comb += [
+                        state_w[k].addr.eq(block),
+                        state_w[k].data.eq(unit.next),
+                        state_w[k].en.eq(1),
+                        unit.real.eq(real_mask(k, block)),
+                    ]
+                    fired = unit.spikes if spec.spiking else unit.active
+                    if k < last:
+                        m.d.sync += pending.eq(fired)
+                        if not spec.spiking:
+                            for n in range(lanes):
+                                m.d.sync += emit_values[n].eq(unit.next[n].a)
+                        with m.If(fired != 0):
+                            m.next = f"EMIT_{k}"
+                        with m.Else():
+                            block_done(k)
+                    else:
+                        block_done(k)
+                if k < last:
+                    with m.State(f"EMIT_{k}"):
+                        lane = lowest_set(m, pending, f"emit_lane{k}")
+                        ev_w = hidden_events[k % 2][1]
+                        count = n_hidden[k % 2]
+                        m.d.comb += [
+                            ev_w.addr.eq(count),
+                            ev_w.data.row.eq(block * lanes + lane),
+                            ev_w.data.x.eq(1 if spec.spiking else emit_values[lane]),
+                            ev_w.en.eq(1),
+                        ]
+                        left = pending & ~(Const(1, lanes) << lane)
+                        m.d.sync += [pending.eq(left), count.eq(count + 1)]
+                        with m.If(left == 0):
+                            block_done(k)
+
+            with m.State("PRED_ADDR"):
+                m.d.comb += state_r[last].addr.eq(block)
+                m.d.sync += pred_lane.eq(0)
+                m.next = "PRED_LANE"
+            with m.State("PRED_LANE"):
+                m.d.comb += state_r[last].addr.eq(block)
+                word = state_r[last].data
+                neuron = word[pred_lane] if lanes > 1 else word[0]
+                key = neuron.n if spec.spiking else neuron.a
+                z = saturate(neuron.z, spec.acc_bits)
+                cls = block * lanes + pred_lane
+                better = (cls == 0) | (key > best_key) | ((key == best_key) & (z > best_z))
+                with m.If(better):
+                    m.d.sync += [best_key.eq(key), best_z.eq(z), prediction.eq(cls)]
+                with m.If(cls == spec.classes - 1):
+                    m.d.sync += in_learning.eq(learn)
+                    if learning:
+                        with m.If(learn):
+                            enter_learning(last)
+                        with m.Else():
+                            m.next = "DONE"
+                    else:
+                        m.next = "DONE"
+                with m.Elif(pred_lane == lanes - 1):
+                    m.d.sync += block.eq(block + 1)
+                    m.next = "PRED_ADDR"
+                with m.Else():
+                    m.d.sync += pred_lane.eq(pred_lane + 1)
+
+            for k in reversed(range(len(layers)) if learning else ()):
+                layer = layers[k]
+                with m.State(f"PF_{k}"):
+                    m.d.comb += state_r[k].addr.eq(block)
+                    if k in projection_r:
+                        m.d.comb += projection_r[k].addr.eq(label * layer.blocks + block)
+                    if spec.rule == "lfp" and k < last:
+                        m.d.comb += rew_r.addr.eq(block)
+                    with m.If(block < layer.blocks):
+                        m.d.sync += [block.eq(block + 1), pf_valid.eq(1), pf_block.eq(block)]
+                    with m.Else():
+                        m.d.sync += pf_valid.eq(0)
+                        with m.If(~pf_valid):
+                            m.d.sync += [row.eq(0), row_block.eq(0), row_lane.eq(0)]
+                            m.next = f"SCAN_INIT_{k}"
+                with m.State(f"SCAN_INIT_{k}"):
+                    m.d.comb += activity_addr(k, next_row=False)
+                    if spec.rule == "lfp" and k > 0:
+                        m.d.sync += valid.eq(0)
+                    m.next = f"SCAN_{k}"
+                with m.State(f"SCAN_{k}"):
+                    m.d.comb += activity_addr(k, next_row=True)
+                    a = activity_of(k)
+                    with m.If((a != 0) & (active_blocks != 0)):
+                        m.d.sync += [activity.eq(a), remaining.eq(active_blocks)]
+                        m.next = f"VISIT_{k}"
+                    with m.Else():
+                        advance_row(k)
+                with m.State(f"VISIT_{k}"):
+                    m.d.comb += activity_addr(k, next_row=True)
+                    b = lowest_set(m, remaining, f"visit_block{k}")
+                    left = remaining & ~(Const(1, len(remaining)) << b)
+                    m.d.comb += [
+                        weights_r[k].addr.eq(row * layer.blocks + b),
+                        pf_r.addr.eq(b),
+                    ]
+                    m.d.sync += [
+                        remaining.eq(left),
+                        visiting[k].eq(1),
+                        vis_block.eq(b),
+                        vis_row.eq(row),
+                        vis_row_block.eq(row_block),
+                        vis_row_lane.eq(row_lane),
+                        vis_activity.eq(activity),
+                        vis_last.eq(left == 0),
+                    ]
+                    with m.If(left == 0):
+                        advance_row(k)
+                with m.State(f"DRAIN_{k}"):
+                    if k > 0:
+                        enter_learning(k - 1)
+                    else:
+                        m.next = "DONE"
+
+            with m.State("DONE"):
+                m.d.sync += [busy.eq(0), done.eq(1)]
+                m.next = "IDLE"
+
+        # -- pipeline stages that run behind the sequencer ------------------------------------
+        # ENC stage 2: the input code arrived; run the encoder and append an event.
+        with m.If(enc_valid):
+            x = inp_r.data
+            if spec.encoding == "intensity":
+                with m.If(x != 0):
+                    m.d.comb += [
+                        ev_in_w.addr.eq(n_ev_in),
+                        ev_in_w.data.row.eq(enc_row),
+                        ev_in_w.data.x.eq(x),
+                        ev_in_w.en.eq(1),
+                    ]
+                    m.d.sync += n_ev_in.eq(n_ev_in + 1)
+            else:
+                full = 1 << spec.input_bits
+                phase = Signal(spec.input_bits + 2)
+                m.d.comb += phase.eq(Mux(t == 0, full >> 1, phase_r.data) + x)
+                spike = phase >= full
+                m.d.comb += [
+                    phase_w.addr.eq(enc_row),
+                    phase_w.data.eq(phase - Mux(spike, full, 0)),
+                    phase_w.en.eq(1),
+                    cnt_w.addr.eq(enc_row),
+                    cnt_w.data.eq(Mux(t == 0, 0, cnt_r.data) + spike),
+                    cnt_w.en.eq(1),
+                ]
+                with m.If(spike):
+                    m.d.comb += [
+                        ev_in_w.addr.eq(n_ev_in),
+                        ev_in_w.data.row.eq(enc_row),
+                        ev_in_w.data.x.eq(1),
+                        ev_in_w.en.eq(1),
+                    ]
+                    m.d.sync += n_ev_in.eq(n_ev_in + 1)
+                counts.add(enc_valid, "inference", adds=1, compares=1)
+
+        for k, layer in enumerate(layers):
+            ev_r = ev_in_r if k == 0 else hidden_events[(k - 1) % 2][0]
+            # ACC stage 2: the event arrived; address its weight word.
+            m.d.sync += [acc2[k].eq(acc1[k] & fsm.ongoing(f"ACC_{k}"))]
+            with m.If(acc1[k]):
+                m.d.comb += weights_r[k].addr.eq(ev_r.data.row * layer.blocks + block)
+                m.d.sync += acc2_x[k].eq(ev_r.data.x)
+            # ACC stage 3: the weight word arrived; accumulate.
+            m.d.comb += [
+                macs[k].en.eq(acc2[k]),
+                macs[k].x.eq(acc2_x[k]),
+                macs[k].weights.eq(weights_r[k].data),
+            ]
+            r = real_count(k, block)
+            counts.add(
+                acc2[k],
+                "inference",
+                syn_ops=r,
+                adds=r,
+                mults=r if layer.multi_bit else 0,
+                weight_reads=1,
+            )
+            # UPD: the neuron unit reads the block's state and the sums.
+            unit = neurons[k]
+            updating = fsm.ongoing(f"UPD_{k}")
+            if spec.spiking:
+                current = Signal(data.ArrayLayout(signed(spec.acc_bits), lanes), name=f"i{k}")
+                for n in range(lanes):
+                    summed = saturate(macs[k].sums[n], spec.acc_bits)
+                    if k == 0 and spec.encoding == "intensity":
+                        summed = Mux(t == 0, summed, state_r[k].data[n].i1)
+                    m.d.comb += current[n].eq(summed)
+                m.d.comb += [
+                    unit.state.eq(state_r[k].data),
+                    unit.current.eq(current),
+                    unit.first.eq(t == 0),
+                ]
+                counts.add(
+                    updating,
+                    "inference",
+                    state_reads=r,
+                    state_writes=r,
+                    adds=4 * r,
+                    compares=r,
+                )
+            else:
+                m.d.comb += unit.sums.eq(macs[k].sums)
+                counts.add(updating, "inference", state_reads=r, state_writes=r, compares=2 * r)
+        counts.add(
+            fsm.ongoing("PRED_LANE") & (pred_class != 0),
+            "inference",
+            compares=1,
+        )
+        m.d.comb += pred_class.eq(block * lanes + pred_lane)
+        counts.add(busy & ~in_learning, "inference", cycles=1)
+        counts.add(busy & in_learning, "learning", cycles=1)
+
+        if learning:
+            draws = lfsr_states(m, lfsr, spec.lfsr_width, lanes, "round_draw")
+            proj_draws = lfsr_states(m, proj_lfsr, spec.lfsr_width, lanes, "proj_draw")
+            for k, layer in enumerate(layers):
+                # PF stage 2: the block's state arrived; compute and store its post factors.
+                unit = factor_units[k]
+                live = pf_valid & fsm.ongoing(f"PF_{k}")
+                r = real_count(k, pf_block)
+                m.d.comb += [
+                    unit.state.eq(state_r[k].data),
+                    unit.label.eq(label),
+                    unit.block.eq(pf_block),
+                    unit.real.eq(real_mask(k, pf_block)),
+                ]
+                if spec.rule == "drtp" and k < last:
+                    if k in projection_r:
+                        m.d.comb += unit.projection.eq(projection_r[k].data)
+                        counts.add(live, "learning", proj_reads=1)
+                    else:
+                        m.d.comb += unit.projection.eq(Cat(*(s[0] for s in proj_draws)))
+                        with m.If(live):
+                            m.d.sync += proj_lfsr.eq(proj_draws[-1])
+                        counts.add(live, "learning", lfsr_draws=r)
+                    counts.add(live, "learning", compares=2 * r)
+                if spec.rule == "drtp" and k == last:
+                    counts.add(live, "learning", adds=r)
+                if spec.rule == "lfp":
+                    if k < last:
+                        m.d.comb += [
+                            unit.reward.eq(rew_r.data),
+                            unit.valid.eq(valid.word_select(pf_block, lanes)),
+                        ]
+                    else:
+                        counts.add(live, "learning", table_reads=r)
+                    counts.add(live, "learning", mults=r, adds=r, table_reads=r)
+                counts.add(live, "learning", state_reads=r)
+                with m.If(live):
+                    m.d.comb += [pf_w.addr.eq(pf_block), pf_w.data.eq(unit.factors), pf_w.en.eq(1)]
+                    with m.If(unit.nonzero):
+                        m.d.sync += active_blocks.eq(active_blocks | (1 << pf_block))
+                counts.add(fsm.ongoing(f"SCAN_{k}"), "learning", state_reads=1)
+
+                # VISIT stage 2: the word and its factors arrived; update and write back.
+                upd = updates[k]
+                m.d.sync += visiting[k].eq(fsm.ongoing(f"VISIT_{k}"))
+                live = visiting[k]
+                r = real_count(k, vis_block)
+                m.d.comb += [
+                    upd.weights.eq(weights_r[k].data),
+                    upd.factors.eq(pf_r.data),
+                    upd.activity.eq(vis_activity),
+                ]
+                for n in range(lanes):
+                    m.d.comb += upd.random[n].eq(draws[n])
+                with m.If(live):
+                    m.d.comb += [
+                        weights_w[k].addr.eq(vis_row * layer.blocks + vis_block),
+                        weights_w[k].data.eq(upd.next),
+                        weights_w[k].en.eq(real_mask(k, vis_block)),
+                    ]
+                    if spec.rounding == "stochastic":
+                        m.d.sync += lfsr.eq(draws[-1])
+                rounding_add = r if spec.rounding != "floor" else 0
+                counts.add(
+                    live,
+                    "learning",
+                    syn_ops=r,
+                    weight_reads=1,
+                    weight_writes=1,
+                    lfsr_draws=lanes if spec.rounding == "stochastic" else 0,
+                )
+                if spec.rule == "drtp":
+                    counts.add(
+                        live,
+                        "learning",
+                        mults=r if k == last else 0,
+                        adds=r + rounding_add,
+                    )
+                else:
+                    below = k > 0
+                    counts.add(
+                        live,
+                        "learning",
+                        mults=2 * r + (r if below else 0),
+                        adds=r * (2 if below else 1) + rounding_add,
+                    )
+                if spec.rule == "lfp" and k > 0:
+                    total = Signal(signed(sum_bits), name=f"row_sum{k}")
+                    m.d.comb += total.eq(row_sum + upd.reward_sum)
+                    with m.If(live):
+                        with m.If(vis_last):
+                            reward = saturate(
+                                (vis_activity * saturate(total, spec.acc_bits)) >> spec.q_frac,
+                                spec.reward_bits,
+                            )
+                            m.d.comb += [
+                                rew_w.addr.eq(vis_row_block),
+                                rew_w.en.eq(Const(1, lanes) << vis_row_lane),
+                            ]
+                            for n in range(lanes):
+                                m.d.comb += rew_w.data[n].eq(reward)
+                            m.d.sync += [
+                                row_sum.eq(0),
+                                valid.eq(valid | (Const(1, len(valid)) << vis_row)),
+                            ]
+                        with m.Else():
+                            m.d.sync += row_sum.eq(total)
+                    counts.add(live & vis_last, "learning", mults=1, state_writes=1)
+        counts.drive(m, counters)
+        return m

