@@ -304,6 +304,13 @@ def _quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--data", default=default, help=f"one of {', '.join(DATASET_NAMES)}")
+    parser.add_argument(
+        "--data-root", default=None, help="directory of user-supplied dataset files"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="plasticore", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -319,8 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"one of {', '.join(RULES)}; with --neuron lif one of {', '.join(SNN_RULES)}",
     )
     t.add_argument("--topology", default="FC_500_FC_10", help="e.g. CONV_32_5_1_2_FC_1000_FC_10")
-    t.add_argument("--data", default="mnist5k", help=f"one of {', '.join(DATASET_NAMES)}")
-    t.add_argument("--data-root", default=None, help="directory of user-supplied dataset files")
+    _data_arguments(t, default="mnist5k")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=60)
     t.add_argument("--lr", type=float, default=1.5e-4)
@@ -358,8 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     chip_sub = chip.add_subparsers(dest="chip_command", required=True, parser_class=_Parser)
     c = chip_sub.add_parser("train", help="learn on chip, sample by sample, in the golden model")
     c.add_argument("--spec", required=True, help="a CoreSpec TOML file, e.g. configs/digits.toml")
-    c.add_argument("--data", default="digits", help=f"one of {', '.join(DATASET_NAMES)}")
-    c.add_argument("--data-root", default=None, help="directory of user-supplied dataset files")
+    _data_arguments(c, default="digits")
     c.add_argument("--epochs", type=int, default=3)
     c.add_argument("--seed", type=int, default=0, help="initial weights and sample order")
     c.add_argument("--init", default="random", help=f"initial weights: {', '.join(INITS)}")
@@ -371,8 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quantize", help="train in float, convert to a core's integers")
     q.add_argument("--spec", required=True, help="the core to convert to, e.g. configs/digits.toml")
-    q.add_argument("--data", default="digits", help=f"one of {', '.join(DATASET_NAMES)}")
-    q.add_argument("--data-root", default=None, help="directory of user-supplied dataset files")
+    _data_arguments(q, default="digits")
     q.add_argument(
         "--rule",
         default=None,
@@ -396,8 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="co-simulate the RTL core against the golden model")
     v.add_argument("--spec", required=True, help="TOML core spec, e.g. configs/digits.toml")
-    v.add_argument("--data", default="digits", help=f"one of {', '.join(DATASET_NAMES)}")
-    v.add_argument("--data-root", default=None, help="directory of user-supplied dataset files")
+    _data_arguments(v, default="digits")
     v.add_argument("--samples", type=int, default=20)
     v.add_argument("--params", default=None, help="params.npz to start from (else random)")
     v.add_argument("--sim", default="verilator", help="verilator or icarus")

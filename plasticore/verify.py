@@ -13,6 +13,7 @@ from quant.errors import PlasticoreError
 from quant.spec import CoreSpec, spec_to_toml
 from rtl.cosim import run_bench
 from rtl.emit import TOP, write_core
+from sim.chip.params import initial_weights
 
 BENCH = "plasticore.cosim_bench"
 
@@ -80,10 +81,7 @@ def _prepare(
 def check_bus(spec: CoreSpec, build_dir: str | Path, sim: str = "verilator") -> bool:
     """Run the bench's register and memory-map test on a core with zero weights."""
     build = Path(build_dir)
-    weights = [
-        np.zeros((a, b), dtype=np.int64)
-        for a, b in zip(spec.layer_sizes, spec.layer_sizes[1:], strict=False)
-    ]
+    weights = initial_weights(spec, "zero")
     empty = np.zeros((1, spec.inputs), dtype=np.int64)
     source, env = _prepare(spec, weights, build, empty, np.zeros(1), False, 1)
     run = run_bench(source, TOP, BENCH, build / sim, sim, env, testcase="bus_registers")

@@ -79,23 +79,10 @@ def leak_shift_for(beta: float) -> int:
 
 
 def _float_weights(spec: CoreSpec, weights: Sequence[np.ndarray]) -> list[np.ndarray]:
-    sizes = spec.layer_sizes
-    if len(weights) != len(sizes) - 1:
-        raise ConfigError(f"weights: expected {len(sizes) - 1} layers, got {len(weights)}")
-    checked = []
-    for k, w in enumerate(weights):
-        w = np.asarray(w, dtype=np.float64)
-        if w.shape != (sizes[k], sizes[k + 1]):
-            hint = (
-                " (transpose a torch [out, in] weight)" if w.shape[::-1] == sizes[k : k + 2] else ""
-            )
-            raise ConfigError(
-                f"weights[{k}]: expected shape {(sizes[k], sizes[k + 1])} [in, out], "
-                f"got {w.shape}{hint}"
-            )
+    checked = spec.layer_arrays(weights, np.float64)
+    for k, w in enumerate(checked):
         if not np.isfinite(w).all():
             raise ConfigError(f"weights[{k}]: not all finite")
-        checked.append(w)
     return checked
 
 

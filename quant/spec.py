@@ -11,6 +11,7 @@ exact in int64 (the golden model's integer type) before their declared saturatio
 """
 
 import tomllib
+from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Literal
@@ -198,6 +199,28 @@ class CoreSpec:
         if not np.isfinite(u).all() or u.min(initial=0) < 0 or u.max(initial=0) > 1:
             raise ConfigError("inputs must be finite floats in [0, 1]")
         return np.floor(u * ((1 << self.input_bits) - 1) + 0.5).astype(np.int64)
+
+    def layer_arrays(self, weights: Sequence[object], dtype: type) -> list[np.ndarray]:
+        """`weights` as one `[n_in, n_out]` array per weight layer, copied to `dtype`;
+        refused (naming the layer) when the count or a shape does not fit the spec."""
+        sizes = self.layer_sizes
+        if len(weights) != len(sizes) - 1:
+            raise ConfigError(f"weights: expected {len(sizes) - 1} layers, got {len(weights)}")
+        arrays = []
+        for k, w in enumerate(weights):
+            w = np.array(w, dtype=dtype)
+            if w.shape != (sizes[k], sizes[k + 1]):
+                hint = (
+                    " (transpose a torch [out, in] weight)"
+                    if w.shape[::-1] == sizes[k : k + 2]
+                    else ""
+                )
+                raise ConfigError(
+                    f"weights[{k}]: expected shape {(sizes[k], sizes[k + 1])} [in, out], "
+                    f"got {w.shape}{hint}"
+                )
+            arrays.append(w)
+        return arrays
 
     def blocks(self, width: int) -> int:
         """Memory words per row of `width` neurons: `ceil(width / lanes)`."""

@@ -38,7 +38,7 @@ from rtl.geometry import Geometry, address_bits
 from rtl.lfp import LFPFactors
 from rtl.mac import MacLanes
 from rtl.memory_map import IDENT, REGISTERS, MemoryMap, counter_address
-from rtl.neuron import HardTanhLanes, LIFLanes, word_layout
+from rtl.neuron import HardTanhLanes, LIFLanes, output_of, word_layout
 from rtl.update import UpdateLanes
 
 
@@ -180,13 +180,15 @@ class LearningCore(wiring.Component):
         emit_values = Signal(data.ArrayLayout(signed(spec.act_bits), lanes))
         m.d.comb += self.done.eq(done)
 
-        def real_mask(k: int, b: Signal) -> object:
-            rem = layers[k].n_out - (layers[k].blocks - 1) * lanes
-            return Mux(b == layers[k].blocks - 1, (1 << rem) - 1, (1 << lanes) - 1)
-
         def real_count(k: int, b: Signal) -> object:
-            rem = layers[k].n_out - (layers[k].blocks - 1) * lanes
-            return Mux(b == layers[k].blocks - 1, rem, lanes)
+            """Lanes of block `b` of layer k that hold a neuron (the last may be padded)."""
+            last_block = layers[k].blocks - 1
+            return Mux(b == last_block, layers[k].real_lanes(last_block), lanes)
+
+        def real_mask(k: int, b: Signal) -> object:
+            last_block = layers[k].blocks - 1
+            tail = (1 << layers[k].real_lanes(last_block)) - 1
+            return Mux(b == last_block, tail, (1 << lanes) - 1)
 
         # -- bus -----------------------------------------------------------------------------
         bus = self.bus
@@ -281,7 +283,7 @@ class LearningCore(wiring.Component):
             with m.Elif(in_region(b_adr, "outputs")):
                 lane = offset(b_adr, "outputs")[:lane_bits]
                 neuron = state_r[last].data[lane] if lanes > 1 else state_r[last].data[0]
-                value = neuron.n if spec.spiking else neuron.a
+                value = output_of(spec, neuron)
                 m.d.comb += [
                     write_ok.eq(~busy & ~b_we),
                     read_value.eq(Mux(lane < lanes, value, 0)),
@@ -352,7 +354,7 @@ class LearningCore(wiring.Component):
                 return inp_r.data * steps if spec.spiking else inp_r.data
             word = state_r[k - 1].data
             neuron = word[row_lane] if lanes > 1 else word[0]
-            return neuron.n if spec.spiking else neuron.a
+            return output_of(spec, neuron)
 
         def activity_addr(k: int, next_row: bool) -> list:
             """Point the activity read at row i (+1 when prefetching)."""
@@ -414,7 +416,8 @@ class LearningCore(wiring.Component):
                 m.d.sync += [block.eq(block + 1), event.eq(0)]
                 m.next = f"ACC_{k}"
 
-        best_key, best_z = Signal(signed(16)), Signal(signed(geo.window_bits))
+        key_bits = geo.count_bits + 1 if spec.spiking else spec.act_bits
+        best_key, best_z = Signal(signed(key_bits)), Signal(signed(geo.window_bits))
         pred_lane = Signal(range(lanes))
         pred_class = Signal(range(spec.classes + 1))
 
@@ -502,7 +505,7 @@ class LearningCore(wiring.Component):
                 m.d.comb += state_r[last].addr.eq(block)
                 word = state_r[last].data
                 neuron = word[pred_lane] if lanes > 1 else word[0]
-                key = neuron.n if spec.spiking else neuron.a
+                key = output_of(spec, neuron)
                 z = saturate(neuron.z, spec.acc_bits)
                 cls = block * lanes + pred_lane
                 better = (cls == 0) | (key > best_key) | ((key == best_key) & (z > best_z))

@@ -31,7 +31,6 @@ class LayerGeometry:
     lanes: int
     blocks: int  # words per presynaptic row, ceil(n_out / lanes)
     event_bits: int  # signed width of an event value x_k,i,t
-    event_max: int  # largest |x_k,i,t|
     multi_bit: bool  # a multiply per synapse (else a spike: add the weight)
     sum_bits: int  # exact Σ_i W[i, j] x_i
     activity_bits: int  # signed width of A_k,i
@@ -80,7 +79,6 @@ class Geometry:
                     lanes=spec.lanes,
                     blocks=spec.blocks(n_out),
                     event_bits=signed_bits(low, top),
-                    event_max=top,
                     multi_bit=multi or not spec.spiking,
                     sum_bits=signed_bits(-bound, bound),
                     activity_bits=signed_bits(act_low, act_high),

@@ -1,14 +1,13 @@
 """The LFP unit: reward per unit of current, one reciprocal per post-neuron (contract §7)."""
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from quant.spec import CoreSpec
 from quant.tables import recip_table, reward_tables
 from rtl.arith import saturate
-from rtl.geometry import Geometry, address_bits
-from rtl.neuron import word_layout
+from rtl.factors import PostFactors
 
 
 class Reciprocal(wiring.Component):
@@ -57,48 +56,36 @@ class Reciprocal(wiring.Component):
         return m
 
 
-class LFPFactors(wiring.Component):
+class LFPFactors(PostFactors):
     """One word of post factors `q_k,j`. The reward comes from the output tables (indexed by
     spike count, the label's lane reading TRUE) or, below the output, from the reward the
     layer above sent down through the Heaviside step unchanged (`valid` marks rows it
     visited; the others received none)."""
 
     def __init__(self, spec: CoreSpec, layer: int) -> None:
-        self._spec, self._layer = spec, layer
         lanes = spec.lanes
-        geometry = Geometry(spec)
-        super().__init__(
-            {
-                "state": In(word_layout(spec, layer)),
-                "label": In(address_bits(spec.classes)),
-                "block": In(address_bits(geometry.max_blocks)),
-                "reward": In(data.ArrayLayout(signed(spec.reward_bits), lanes)),
-                "valid": In(lanes),
-                "real": In(lanes),
-                "factors": Out(data.ArrayLayout(signed(spec.acc_bits), lanes)),
-                "nonzero": Out(1),
-            }
-        )
+        inputs = {
+            "reward": In(data.ArrayLayout(signed(spec.reward_bits), lanes)),
+            "valid": In(lanes),
+        }
+        super().__init__(spec, layer, inputs)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         spec = self._spec
-        output_layer = self._layer == len(spec.hidden)
         true, other = (Array(int(v) for v in table) for table in reward_tables(spec))
-        nonzero = []
+        values = []
         for lane in range(spec.lanes):
             neuron = self.state[lane]
             unit = m.submodules[f"reciprocal{lane}"] = Reciprocal(spec)
-            if output_layer:
-                is_label = self.block * spec.lanes + lane == self.label
-                reward = Mux(is_label, true[neuron.n], other[neuron.n])
+            if self.output_layer:
+                reward = Mux(self.is_label(lane), true[neuron.n], other[neuron.n])
             else:
                 reward = Mux(self.valid[lane], self.reward[lane], 0)
             m.d.comb += [
                 unit.current.eq(saturate(neuron.z, spec.acc_bits)),
-                unit.reward.eq(Mux(self.real[lane], reward, 0)),
-                self.factors[lane].eq(unit.q),
+                unit.reward.eq(reward),
             ]
-            nonzero.append(unit.q != 0)
-        m.d.comb += self.nonzero.eq(Cat(*nonzero).any())
+            values.append(unit.q)
+        self.drive(m, values)
         return m

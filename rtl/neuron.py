@@ -1,6 +1,6 @@
 """Neuron datapaths: one memory word of `lanes` neurons updated per cycle (contract §3)."""
 
-from amaranth.hdl import Module, Mux, signed
+from amaranth.hdl import Module, Mux, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -25,6 +25,12 @@ def state_layout(spec: CoreSpec, layer: int) -> data.StructLayout:
     if layer == 0 and spec.encoding == "intensity":
         fields["i1"] = signed(spec.acc_bits)
     return data.StructLayout(fields)
+
+
+def output_of(spec: CoreSpec, neuron: data.View) -> Value:
+    """The neuron's output as the next layer and the host see it: its spike count (LIF) or
+    its activation (hard-tanh)."""
+    return neuron.n if spec.spiking else neuron.a
 
 
 def word_layout(spec: CoreSpec, layer: int) -> data.ArrayLayout:

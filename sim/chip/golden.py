@@ -38,19 +38,10 @@ class LayerTrace:
 
 def check_weights(spec: CoreSpec, weights: list[np.ndarray]) -> list[np.ndarray]:
     """Copies of `weights` as int64, refused unless shapes and range match the spec."""
-    sizes = spec.layer_sizes
-    if len(weights) != len(sizes) - 1:
-        raise ConfigError(f"weights: expected {len(sizes) - 1} layers, got {len(weights)}")
-    checked = []
-    for k, w in enumerate(weights):
-        w = np.array(w, dtype=np.int64)
-        if w.shape != (sizes[k], sizes[k + 1]):
-            raise ConfigError(
-                f"weights[{k}]: expected shape {(sizes[k], sizes[k + 1])}, got {w.shape}"
-            )
+    checked = spec.layer_arrays(weights, np.int64)
+    for k, w in enumerate(checked):
         if not spec.weight.contains(w):
             raise ConfigError(f"weights[{k}]: values outside the {spec.weight_bits}-bit range")
-        checked.append(w)
     return checked
 
 
