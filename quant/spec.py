@@ -12,7 +12,7 @@ exact in int64 (the golden model's integer type) before their declared saturatio
 
 import tomllib
 from collections.abc import Sequence
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Literal
 
@@ -190,6 +190,10 @@ class CoreSpec:
     def activation_max(self) -> int:
         """Largest hard-tanh activation `A = 2^(act_bits−1) − 1`."""
         return (1 << (self.act_bits - 1)) - 1
+
+    def inference_only(self) -> "CoreSpec":
+        """The same core without learning: what the cost of learning is measured against."""
+        return replace(self, rule="none", lr_shifts=())
 
     def input_codes(self, u: np.ndarray) -> np.ndarray:
         """Host conversion of floats in [0, 1] to unsigned `input_bits` codes (contract §2)."""

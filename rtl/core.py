@@ -20,9 +20,10 @@ core is idle.
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -87,6 +88,35 @@ class _Counts:
                     m.d.comb += counters.increment(phase, kind).eq(sum(parts))
 
 
+# Memories that exist only to learn (post factors, rewards, projection ROMs): the
+# learning-state memory of the hardware reports.
+LEARNING_MEMORIES = ("factors", "rewards", "projection")
+
+
+@dataclass(frozen=True)
+class MemoryInfo:
+    """One memory of the core as elaborated: what the area and energy models price."""
+
+    name: str
+    width: int
+    depth: int
+
+    @property
+    def bits(self) -> int:
+        return self.width * self.depth
+
+    @property
+    def learning(self) -> bool:
+        return self.name.rstrip("0123456789") in LEARNING_MEMORIES
+
+
+def memories(spec: CoreSpec) -> tuple[MemoryInfo, ...]:
+    """The memories the core for `spec` instantiates (elaboration only, no Verilog)."""
+    core = LearningCore(spec)
+    core.elaborate(None)
+    return tuple(core.memories)
+
+
 class LearningCore(wiring.Component):
     """One learning core for `spec`, weights optionally preloaded (else zero)."""
 
@@ -95,6 +125,7 @@ class LearningCore(wiring.Component):
         self.geometry = Geometry(spec)
         self.memory_map = MemoryMap(spec)
         self._weights = weights
+        self.memories: list[MemoryInfo] = []  # filled by elaborate
         super().__init__({"bus": In(wishbone(self.memory_map.addr_bits)), "done": Out(1)})
 
     # The elaboration is long because it is the sequencer; each block below is one state
@@ -112,6 +143,7 @@ class LearningCore(wiring.Component):
         def memory(name: str, shape: object, depth: int, init: object = ()) -> Memory:
             mem = Memory(shape=shape, depth=depth, init=init)
             m.submodules[name] = mem
+            self.memories.append(MemoryInfo(name, Shape.cast(shape).width, depth))
             return mem
 
         n0 = spec.inputs
