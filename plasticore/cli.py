@@ -21,9 +21,12 @@ from sim.data import DATASET_NAMES
 from sim.rules import RULES, SNN_RULES
 from sim.train import OPTIMIZERS, TrainConfig, TrainResult, train
 
-# The main job on its embedded default: every rule side by side on the bundled 8x8
-# digits, small enough to finish in about a minute on a laptop. LFP maximises a reward
-# summed over the minibatch, so it takes SGD with momentum as in its paper.
+# The main job's spec: the small shipped core (64-100-10 LIF on the bundled 8x8 digits).
+MAIN_SPEC = Path(__file__).parents[1] / "configs" / "digits.toml"
+
+# `compare-rules`: every float rule side by side on the bundled 8x8 digits, about a
+# minute on a laptop. LFP maximises a reward summed over the minibatch, so it takes SGD
+# with momentum as in its paper.
 DEMO = TrainConfig(
     topology="FC_100_FC_10", data="digits", epochs=20, batch_size=20, lr=1e-3, seed=0
 )
@@ -71,6 +74,63 @@ def result_table(results: Sequence[TrainResult]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """The whole flow on the small shipped spec: learn on chip in the golden model, write
+    the Verilog, co-simulate it against the golden model, report what learning costs."""
+    from hw_reports.report import ReportConfig, build_report
+    from rtl.emit import write_core
+
+    spec, out = load_spec(MAIN_SPEC), Path(args.out)
+    progress = not args.quiet
+    print(f"1/4 on-chip learning in the golden model: {spec.name}, {args.epochs} epoch(s)")
+    chip = train_chip(
+        spec, ChipTrainConfig(data="digits", epochs=args.epochs), out / "chip", progress=progress
+    )
+    print(
+        f"    online train error {100 * chip.final.train_error:.2f} %, "
+        f"test error {100 * chip.final.test_error:.2f} %"
+    )
+    weights = chip.core.weights
+    source, _ = write_core(spec, out / "rtl", weights)
+    print(f"2/4 Verilog and manifest: {source}")
+    print(
+        f"3/4 co-simulation of {args.cosim_samples} learning samples against the golden model"
+        if args.cosim_samples
+        else "3/4 co-simulation skipped (--cosim-samples 0)"
+    )
+    print("4/4 hardware report" + ("" if args.synth else " (no synthesis)"))
+    config = ReportConfig(
+        data="digits", cosim_samples=args.cosim_samples, synth=args.synth, fpga=args.synth
+    )
+    result = build_report(spec, out / "report", config, weights, progress=progress)
+    print((out / "report" / "report.md").read_text())
+    cosim = result.get("cosim")
+    if cosim and (cosim["mismatches"] or cosim["counter_differences"]):
+        return 1
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from hw_reports.report import ReportConfig, build_report
+
+    spec = load_spec(args.spec)
+    weights = load_params(args.params, spec)[0] if args.params else None
+    config = ReportConfig(
+        data=args.data,
+        data_root=args.data_root,
+        samples=args.samples,
+        cosim_samples=args.cosim_samples,
+        sim=args.sim,
+        synth=not args.no_synth,
+        fpga=not args.no_fpga,
+        table=args.table,
+    )
+    out = Path(args.out or Path("hw_reports") / spec.name)
+    build_report(spec, out, config, weights, progress=not args.quiet)
+    print((out / "report.md").read_text())
+    return 0
+
+
+def _compare_rules(args: argparse.Namespace) -> int:
     results = []
     for rule in RULES:
         config = TrainConfig(**{**DEMO.__dict__, "rule": rule, **DEMO_OVERRIDES.get(rule, {})})
@@ -315,9 +375,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="plasticore", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = sub.add_parser("run", help="the main job on its embedded default")
+    run = sub.add_parser(
+        "run", help="the main job: learn on chip, Verilog, co-simulation, hardware report"
+    )
+    run.add_argument("--out", default="build/main", help="output directory")
+    run.add_argument("--epochs", type=int, default=1, help="on-chip learning epochs")
+    run.add_argument("--cosim-samples", type=int, default=4, help="0: no co-simulation")
+    run.add_argument("--no-synth", dest="synth", action="store_false", help="no synthesis")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_run)
+
+    compare = sub.add_parser("compare-rules", help="every float rule side by side on digits")
+    compare.add_argument("--quiet", action="store_true", help="no progress bars")
+    compare.set_defaults(func=_compare_rules)
 
     t = sub.add_parser("train", help="train a network with a learning rule")
     t.add_argument(
@@ -409,6 +479,20 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--waves", action="store_true", help="dump waveforms")
     v.add_argument("--out", default="build/verify", help="build directory")
     v.set_defaults(func=_verify)
+
+    h = sub.add_parser("report", help="area, Fmax, memory accesses and energy of a core")
+    h.add_argument("--spec", required=True, help="TOML core spec, e.g. configs/digits.toml")
+    _data_arguments(h, default="digits")
+    h.add_argument("--params", default=None, help="params.npz to start from (else random)")
+    h.add_argument("--samples", type=int, default=200, help="samples priced for energy")
+    h.add_argument("--cosim-samples", type=int, default=4, help="0: no co-simulation")
+    h.add_argument("--sim", default="verilator", help="verilator or icarus")
+    h.add_argument("--table", default=None, help="energy table TOML (default: 45 nm)")
+    h.add_argument("--no-synth", action="store_true", help="no synthesis (no area)")
+    h.add_argument("--no-fpga", action="store_true", help="no FPGA place and route")
+    h.add_argument("--out", default=None, help="default hw_reports/<spec name>")
+    h.add_argument("--quiet", action="store_true", help="no progress lines")
+    h.set_defaults(func=_report)
     return parser
 
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed
+from amaranth.hdl import Cat, Const, Fragment, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -113,7 +113,7 @@ class MemoryInfo:
 def memories(spec: CoreSpec) -> tuple[MemoryInfo, ...]:
     """The memories the core for `spec` instantiates (elaboration only, no Verilog)."""
     core = LearningCore(spec)
-    core.elaborate(None)
+    Fragment.get(core, None)
     return tuple(core.memories)
 
 

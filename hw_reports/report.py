@@ -1,0 +1,376 @@
+"""`plasticore report`: what learning costs in silicon for one spec.
+
+The report runs the learning core and its inference-only twin (`CoreSpec.inference_only`)
+on the same samples and reads off, side by side: energy per sample per phase and unit
+(golden-model counters priced by the energy table), agreement of the RTL's hardware
+counters with the golden model's (co-simulation), memories and the learning-state share,
+area per unit (generic synthesis), FPGA use and Fmax (ECP5 place and route, iCE40 fit),
+and the published chips' figures as theirs. Each stage's result is kept under
+`<out>/stages/`, keyed by everything it depends on, so an interrupted report resumes.
+"""
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hw_reports.energy import UNIT_OF_KIND, EnergyReport, check_counters, energy, load_table
+from hw_reports.markdown import markdown_table
+from hw_reports.published import PUBLISHED
+from quant.atomic import atomic_write_json, atomic_write_text
+from quant.counters import PHASES
+from quant.errors import PlasticoreError
+from quant.spec import CoreSpec, spec_to_toml
+from rtl.core import MemoryInfo, memories
+from sim.chip.golden import GoldenCore
+from sim.chip.params import initial_weights
+from sim.chip.train import dataset_codes
+from sim.data import load_dataset
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """What the report measures and how much of it; the spec says what is measured."""
+
+    data: str = "digits"
+    data_root: str | None = None
+    samples: int = 200  # training samples priced for energy (online learning from the start)
+    cosim_samples: int = 4  # samples whose RTL counters must equal the golden model's; 0: skip
+    sim: str = "verilator"
+    synth: bool = True  # generic synthesis: area per unit
+    fpga: bool = True  # ECP5 place and route, iCE40 fit
+    table: str | None = None  # energy table; None: the shipped 45 nm table
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise PlasticoreError(f"samples must be at least 1, got {self.samples}")
+        if self.cosim_samples < 0:
+            raise PlasticoreError(f"cosim_samples must be >= 0, got {self.cosim_samples}")
+
+
+def _key(*parts: object) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _stage(work: Path, name: str, key: str, run: Callable[[], dict], progress: bool) -> dict:
+    """`run()`'s result, kept as `<work>/<name>-<key>.json`: a finished stage is not redone."""
+    path = work / f"{name}-{key}.json"
+    if path.exists():
+        if progress:
+            print(f"  {name}: kept from {path}", file=sys.stderr)
+        return json.loads(path.read_text())["value"]
+    began = time.perf_counter()
+    if progress:
+        print(f"  {name} ...", file=sys.stderr)
+    value = run()
+    seconds = round(time.perf_counter() - began, 1)
+    atomic_write_json(path, {"stage": name, "seconds": seconds, "value": value})
+    if progress:
+        print(f"  {name}: {seconds} s", file=sys.stderr)
+    return value
+
+
+def golden_counters(
+    spec: CoreSpec, weights: Sequence[np.ndarray], x: np.ndarray, labels: np.ndarray
+) -> dict:
+    """Counters of `spec` over the samples: online learning, or inference for rule none."""
+    core = GoldenCore(spec, [np.array(w) for w in weights])
+    for sample, label in zip(x, labels, strict=True):
+        if spec.rule == "none":
+            core.infer(sample)
+        else:
+            core.learn(sample, int(label))
+    return core.counters.as_dict()
+
+
+def _energy_json(report: EnergyReport) -> dict:
+    return {
+        "per_sample_pj": {p: report.phase(p) for p in PHASES},
+        "per_kind_pj": report.per_kind,
+        "per_unit_pj": {p: report.by_unit(p) for p in PHASES},
+        "prices": {
+            p: {k: {"pj": v.pj, "as": v.what} for k, v in kinds.items()}
+            for p, kinds in report.prices.items()
+        },
+    }
+
+
+def _memory_json(mems: Sequence[MemoryInfo]) -> dict:
+    weight_bits = sum(m.bits for m in mems if m.name.startswith("weights"))
+    learning_bits = sum(m.bits for m in mems if m.learning)
+    return {
+        "memories": [{**asdict(m), "bits": m.bits, "learning": m.learning} for m in mems],
+        "weight_bits": weight_bits,
+        "learning_bits": learning_bits,
+        "learning_share_of_weights": learning_bits / weight_bits,
+    }
+
+
+def _cosim(spec: CoreSpec, weights, x, labels, build: Path, config: ReportConfig) -> dict:
+    from plasticore.verify import verify  # cocotb and the simulators only when asked for
+
+    report = verify(spec, weights, x, labels, build, learn=True, sim=config.sim)
+    return {
+        "samples": report.samples,
+        "sim": config.sim,
+        "mismatches": list(report.mismatches),
+        "counter_differences": check_counters(report.golden_counters, report.rtl_counters),
+        "rtl_counters": report.rtl_counters,
+        "golden_counters": report.golden_counters,
+        "cycles_per_sample": {p: report.cycles_per_sample(p) for p in PHASES},
+        "ideal_cycles_per_sample": {p: report.ideal_cycles_per_sample(p) for p in PHASES},
+    }
+
+
+def build_report(
+    spec: CoreSpec,
+    out_dir: str | Path,
+    config: ReportConfig,
+    weights: Sequence[np.ndarray] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Measure `spec` against its inference-only twin; write report.json, report.md, plots."""
+    if spec.rule == "none":
+        raise PlasticoreError(
+            f"spec {spec.name!r} has rule 'none': the report measures a learning core "
+            "against its inference-only twin"
+        )
+    out = Path(out_dir)
+    work = out / "stages"
+    work.mkdir(parents=True, exist_ok=True)
+    twin = spec.inference_only()
+    weights = [np.asarray(w) for w in (weights or initial_weights(spec))]
+    dataset = load_dataset(config.data, seed=0, root=config.data_root)
+    x, _ = dataset_codes(spec, dataset)
+    n = min(config.samples, len(x))
+    labels = dataset.y_train
+    w_key = hashlib.sha256(b"".join(np.ascontiguousarray(w, np.int64).tobytes() for w in weights))
+    base = (spec_to_toml(spec), w_key.hexdigest(), config.data, n)
+    table = load_table(config.table)
+
+    counts = {
+        variant: _stage(
+            work,
+            f"counters-{variant}",
+            _key(*base, variant),
+            lambda s=s: golden_counters(s, weights, x[:n], labels[:n]),
+            progress,
+        )
+        for variant, s in (("learning", spec), ("inference_only", twin))
+    }
+    mems = {"learning": memories(spec), "inference_only": memories(twin)}
+    energies = {
+        variant: energy(s, counts[variant], n, table, mems[variant])
+        for variant, s in (("learning", spec), ("inference_only", twin))
+    }
+    result: dict = {
+        "spec": spec.name,
+        "rule": spec.rule,
+        "spec_toml": spec_to_toml(spec),
+        "data": config.data,
+        "samples": n,
+        "table": {"name": table.name, "node_nm": table.node_nm, "source": table.source},
+        "energy": {v: _energy_json(e) for v, e in energies.items()},
+        "learning_energy_overhead_pct": 100 * energies["learning"].learning_overhead,
+        "memory": {v: _memory_json(m) for v, m in mems.items()},
+        "counters": counts,
+        "syn_ops_per_sample": counts["learning"]["inference"]["syn_ops"] / n,
+    }
+    result["pj_per_sop"] = energies["learning"].phase("inference") / result["syn_ops_per_sample"]
+    if config.cosim_samples:
+        m = min(config.cosim_samples, len(x))
+        result["cosim"] = _stage(
+            work,
+            "cosim",
+            _key(*base, m, config.sim),
+            lambda: _cosim(spec, weights, x[:m], labels[:m], work / "cosim", config),
+            progress,
+        )
+    result.update(_hardware(spec, twin, work, config, progress))
+    write_report(result, out)
+    return result
+
+
+def _hardware(
+    spec: CoreSpec, twin: CoreSpec, work: Path, config: ReportConfig, progress: bool
+) -> dict:
+    """Area per unit and FPGA results of both cores (filled by the synthesis stages)."""
+    return {}
+
+
+def render_markdown(result: dict) -> str:
+    """The report as Markdown: energy, memory, agreement, area, FPGA, published chips."""
+    learning, twin = result["energy"]["learning"], result["energy"]["inference_only"]
+    lines = [
+        f"# Hardware report: {result['spec']}",
+        "",
+        f"Energy priced with `{result['table']['name']}` ({result['table']['source']}), "
+        f"from the golden model's counters over {result['samples']} training samples of "
+        f"`{result['data']}` (online learning from the given weights). Priced: the datapath "
+        "and the memory arrays the counters see; not priced: clock tree, control, leakage "
+        "and the event-list memories.",
+        "",
+        "## Energy per sample (pJ)",
+        "",
+    ]
+    units = sorted(
+        {
+            u
+            for data in (learning, twin)
+            for p in PHASES
+            for u, v in data["per_unit_pj"][p].items()
+            if v
+        }
+    )
+    rows = []
+    for label, data, phase in (
+        ("learning core, inference", learning, "inference"),
+        ("learning core, learning", learning, "learning"),
+        ("inference-only core", twin, "inference"),
+    ):
+        per_unit = data["per_unit_pj"][phase]
+        rows.append(
+            [label]
+            + [f"{per_unit.get(u, 0.0):,.0f}" for u in units]
+            + [f"{data['per_sample_pj'][phase]:,.0f}"]
+        )
+    lines += [markdown_table(["", *units, "total"], rows), ""]
+    lines += [
+        f"Learning adds **{result['learning_energy_overhead_pct']:.1f} %** to the energy of "
+        f"an inference; {result['pj_per_sop']:.2f} pJ per synaptic operation in inference "
+        f"({result['syn_ops_per_sample']:,.0f} per sample).",
+        "",
+        "How each counted event is priced:",
+        "",
+        markdown_table(
+            ["kind", "inference", "learning"],
+            [
+                [
+                    kind,
+                    f"{learning['prices']['inference'][kind]['pj']:.3g} pJ "
+                    f"({learning['prices']['inference'][kind]['as']})",
+                    f"{learning['prices']['learning'][kind]['pj']:.3g} pJ "
+                    f"({learning['prices']['learning'][kind]['as']})",
+                ]
+                for kind in UNIT_OF_KIND
+            ],
+        ),
+        "",
+        "## Memories",
+        "",
+    ]
+    mem = result["memory"]["learning"]
+    lines += [
+        markdown_table(
+            ["memory", "width", "depth", "bits", "learning only"],
+            [
+                [
+                    m["name"],
+                    m["width"],
+                    m["depth"],
+                    f"{m['bits']:,}",
+                    "yes" if m["learning"] else "",
+                ]
+                for m in mem["memories"]
+            ],
+        ),
+        "",
+        f"Learning-state memory: {mem['learning_bits']:,} bits, "
+        f"**{100 * mem['learning_share_of_weights']:.2f} %** of the weight memory "
+        f"({mem['weight_bits']:,} bits).",
+        "",
+    ]
+    if "cosim" in result:
+        cosim = result["cosim"]
+        agree = not cosim["mismatches"] and not cosim["counter_differences"]
+        lines += [
+            "## RTL against the golden model",
+            "",
+            f"{cosim['samples']} samples co-simulated in {cosim['sim']} with learning: "
+            + (
+                "outputs, weights and every hardware counter except cycles equal the golden "
+                "model's."
+                if agree
+                else "**they differ**: "
+                + "; ".join((cosim["mismatches"] + cosim["counter_differences"])[:3])
+            ),
+            "",
+            markdown_table(
+                ["phase", "RTL cycles/sample", "ideal (syn. ops ÷ lanes)", "lane utilisation"],
+                [
+                    [
+                        p,
+                        f"{cosim['cycles_per_sample'][p]:.0f}",
+                        f"{cosim['ideal_cycles_per_sample'][p]:.0f}",
+                        _pct(_utilisation(cosim, p)),
+                    ]
+                    for p in PHASES
+                ],
+            ),
+            "",
+        ]
+    lines += [
+        "## Published chips (their figures, their nodes)",
+        "",
+        markdown_table(
+            ["chip", "node", "rule", "area overhead", "energy overhead", "nJ/sample", "pJ/SOP",
+             "learning memory", "what"],
+            [
+                [
+                    f"{chip.name} ({chip.reference})",
+                    f"{chip.node_nm} nm",
+                    chip.rule,
+                    _pct(chip.area_overhead_pct),
+                    _pct(chip.energy_overhead_pct),
+                    _num(chip.energy_per_sample_nj),
+                    _num(chip.pj_per_sop),
+                    _pct(chip.learning_memory_pct),
+                    chip.note,
+                ]
+                for chip in PUBLISHED
+            ]
+            + [
+                [
+                    f"this core ({result['spec']}, model)",
+                    f"{result['table']['node_nm']:g} nm",
+                    result["rule"],
+                    _pct(result.get("area", {}).get("learning_overhead_pct")),
+                    _pct(result["learning_energy_overhead_pct"]),
+                    _num(learning["per_sample_pj"]["inference"] / 1000),
+                    _num(result["pj_per_sop"]),
+                    _pct(100 * mem["learning_share_of_weights"]),
+                    "energy of a learning step over an inference; nJ per inference",
+                ]
+            ],
+        ),
+        "",
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _utilisation(cosim: dict, phase: str) -> float | None:
+    measured = cosim["cycles_per_sample"][phase]
+    return 100 * cosim["ideal_cycles_per_sample"][phase] / measured if measured else None
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} %"
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3g}"
+
+
+def write_report(result: dict, out: Path) -> None:
+    """report.json, report.md and the plots, each written atomically."""
+    from hw_reports.plots import write_plots
+
+    atomic_write_json(out / "report.json", result)
+    atomic_write_text(out / "report.md", render_markdown(result) + "\n")
+    write_plots(result, out)

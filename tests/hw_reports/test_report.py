@@ -1,0 +1,80 @@
+"""The hardware report without synthesis: energy and memory sections agree with their
+sources, stages resume, plots are reproducible, a core without learning is refused."""
+
+import json
+
+import pytest
+
+from hw_reports.energy import energy, load_table
+from hw_reports.report import ReportConfig, build_report, golden_counters
+from plasticore.cli import main
+from quant.errors import PlasticoreError
+from quant.spec import load_spec
+from rtl.core import memories
+from sim.chip.params import initial_weights
+from sim.chip.train import dataset_codes
+from sim.data import load_dataset
+
+SPEC = load_spec("configs/digits.toml")
+CONFIG = ReportConfig(samples=12, cosim_samples=0, synth=False, fpga=False)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    return out, build_report(SPEC, out, CONFIG, progress=False)
+
+
+def test_energy_matches_the_priced_golden_counters(report) -> None:
+    _, result = report
+    dataset = load_dataset("digits", seed=0)
+    x, _ = dataset_codes(SPEC, dataset)
+    counters = golden_counters(SPEC, initial_weights(SPEC), x[:12], dataset.y_train[:12])
+    assert counters == result["counters"]["learning"]
+    expected = energy(SPEC, counters, 12, load_table(), memories(SPEC))
+    got = result["energy"]["learning"]["per_sample_pj"]
+    assert got["learning"] == pytest.approx(expected.phase("learning"))
+    assert result["learning_energy_overhead_pct"] == pytest.approx(
+        100 * expected.phase("learning") / expected.phase("inference")
+    )
+    twin = result["energy"]["inference_only"]["per_sample_pj"]
+    assert twin["learning"] == 0.0 and twin["inference"] > 0.0
+
+
+def test_memory_section_counts_learning_state(report) -> None:
+    _, result = report
+    mem = result["memory"]["learning"]
+    assert mem["learning_bits"] == sum(m["bits"] for m in mem["memories"] if m["learning"])
+    assert 0 < mem["learning_share_of_weights"] < 0.01  # LFSR projection: factors only
+    assert result["memory"]["inference_only"]["learning_bits"] == 0
+
+
+def test_report_files_and_resume(report) -> None:
+    out, _ = report
+    text = (out / "report.md").read_text()
+    assert "## Energy per sample (pJ)" in text and "SPOON" in text
+    assert json.loads((out / "report.json").read_text())["samples"] == 12
+    first = (out / "memory_accesses.svg").read_bytes()
+    stage = next((out / "stages").glob("counters-learning-*.json"))
+    kept = json.loads(stage.read_text())
+    kept["value"]["learning"]["adds"] += 1000  # a kept stage is read back, not recomputed
+    stage.write_text(json.dumps(kept))
+    again = build_report(SPEC, out, CONFIG, progress=False)
+    assert again["counters"]["learning"]["learning"]["adds"] == kept["value"]["learning"]["adds"]
+    assert (out / "memory_accesses.svg").read_bytes() == first  # same accesses, same bytes
+    assert b"<svg" in first and b"<dc:date>" not in first
+
+
+def test_inference_only_spec_is_refused(tmp_path) -> None:
+    with pytest.raises(PlasticoreError, match="rule 'none'"):
+        build_report(SPEC.inference_only(), tmp_path, CONFIG, progress=False)
+
+
+def test_cli_report_writes_to_out(tmp_path, capsys) -> None:
+    code = main(
+        ["report", "--spec", "configs/digits.toml", "--samples", "5", "--cosim-samples", "0",
+         "--no-synth", "--no-fpga", "--out", str(tmp_path), "--quiet"]
+    )  # fmt: skip
+    assert code == 0
+    assert "Learning-state memory" in capsys.readouterr().out
+    assert (tmp_path / "report.json").exists()
