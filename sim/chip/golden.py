@@ -5,15 +5,20 @@ memory access the contract's §8 names. Sums are formed exactly in int64 and sat
 once where the contract says (the spec's validation keeps them exact); the only loops
 are over time steps and layers. The RTL is proven equal to this model in co-simulation;
 `tests/sim/chip` proves it equal to a separate loop-by-loop reading of the contract.
+
+Each hardware unit's arithmetic is a module-level pure function (numpy in, numpy out) that
+`GoldenCore` calls, so the RTL unit benches (`tests/rtl/test_units.py`) compare every unit
+against the very code the whole-core model runs.
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from quant.counters import Counters
 from quant.errors import ConfigError
-from quant.fixed import QFormat, shift_right
+from quant.fixed import shift_right
 from quant.lfsr import LFSRStream
 from quant.spec import CoreSpec
 from quant.tables import projection_rom, recip_table, reward_tables, rounding_lfsr
@@ -36,6 +41,128 @@ class LayerTrace:
     output: np.ndarray  # spike counts n_k,j or activations a_k,j [n_k]
 
 
+class LIFState(NamedTuple):
+    """One LIF layer within the window (contract §3): membrane `v`, last step's spikes `s`,
+    exact window current `z` (saturated only when read) and spike count `n`."""
+
+    v: np.ndarray
+    s: np.ndarray
+    z: np.ndarray
+    n: np.ndarray
+
+    @classmethod
+    def rest(cls, width: int) -> "LIFState":
+        """The state at the start of a sample: everything zero."""
+        return cls(*(np.zeros(width, dtype=np.int64) for _ in range(4)))
+
+
+def multi_bit(spec: CoreSpec, k: int) -> bool:
+    """Whether layer k's inputs are multi-bit (a multiply per synapse), not spikes."""
+    return not spec.spiking or (k == 0 and spec.encoding == "intensity")
+
+
+def synaptic_sums(
+    spec: CoreSpec, k: int, weights: np.ndarray, x: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """Exact `Σ_i W[i, j] x_i` of layer k over the nonzero inputs and how many there were
+    (§3); the neuron saturates it once. A spike adds the weight: no multiply."""
+    events = np.flatnonzero(x)
+    if len(events) == 0:
+        return np.zeros(weights.shape[1], dtype=np.int64), 0
+    if multi_bit(spec, k):
+        return x[events] @ weights[events], len(events)
+    return weights[events].sum(0), len(events)
+
+
+def lif_step(spec: CoreSpec, k: int, state: LIFState, current: np.ndarray) -> LIFState:
+    """One time step of LIF layer k (§3): leak, integrate, subtract θ one step after a spike,
+    fire above θ; the window current and the spike count accumulate."""
+    shift, theta = spec.leak_shift, spec.thresholds[k]
+    leak = state.v >> shift if shift else 0
+    v = spec.membrane.saturate(state.v - leak + current - theta * state.s)
+    s = (v > theta).astype(np.int64)
+    return LIFState(v, s, state.z + current, state.n + s)
+
+
+def hardtanh(spec: CoreSpec, k: int, z: np.ndarray) -> np.ndarray:
+    """Activation `clip(z >> act_shifts[k], −A, A)` of hard-tanh layer k from its saturated
+    current (§3)."""
+    bound = spec.activation_max
+    return np.minimum(np.maximum(z >> spec.act_shifts[k], -bound), bound)
+
+
+def drtp_output_factor(spec: CoreSpec, output: np.ndarray, label: int) -> np.ndarray:
+    """DRTP's output post factor, the error `y* − o` (§6): the target is T spikes (LIF) or
+    A (hard-tanh) for the label, 0 for the other classes."""
+    target = np.zeros(spec.classes, dtype=np.int64)
+    target[label] = spec.time_steps if spec.spiking else spec.activation_max
+    return target - output
+
+
+def drtp_hidden_factor(spec: CoreSpec, k: int, current: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """DRTP's post factor of hidden layer k (§6): the label's projection row `B_k[label]`
+    gated by the boxcar derivative of the neuron's transfer (open where not saturated)."""
+    if spec.spiking:
+        gate = np.abs(current) < spec.time_steps * spec.thresholds[k]
+    else:
+        gate = np.abs(current >> spec.act_shifts[k]) < spec.activation_max
+    return row * gate
+
+
+def lfp_output_reward(
+    true: np.ndarray, other: np.ndarray, counts: np.ndarray, label: int
+) -> np.ndarray:
+    """LFP's output reward `R_K` (§7): the reward tables (`quant.tables.reward_tables`)
+    indexed by spike count, the label's neuron reading TRUE."""
+    return np.where(np.arange(len(counts)) == label, true[counts], other[counts])
+
+
+def reciprocal_scaled(
+    spec: CoreSpec, recip: np.ndarray, reward: np.ndarray, current: np.ndarray
+) -> np.ndarray:
+    """LFP's post factor `q_j ≈ R_j / (|Z_j| + 1)` with F fraction bits (§7): one entry of
+    the reciprocal table `recip` (`quant.tables.recip_table`) per neuron."""
+    m = spec.recip_bits
+    d = np.abs(current) + 1
+    e = np.zeros_like(d)
+    for bit in range(1, 63):
+        e += d >= (1 << bit)
+    top = np.where(e >= m, d >> np.maximum(e - m, 0), d << np.maximum(m - e, 0))
+    product = reward * recip[top - (1 << m)]
+    s = e + m + 1 - spec.q_frac
+    scaled = np.where(s >= 0, product >> np.maximum(s, 0), product << np.maximum(-s, 0))
+    return spec.accumulator.saturate(scaled)
+
+
+def lfp_reward_below(spec: CoreSpec, activity: np.ndarray, weighted: np.ndarray) -> np.ndarray:
+    """The reward the layer below receives (§7), `sat_R((A · sat_ACC(Σ_j W q)) >> F)`, from
+    the presynaptic activity and the exact sums `weighted` = `W q` of the old weights: the
+    Heaviside step passes it unchanged."""
+    below = spec.accumulator.saturate(weighted)
+    return spec.reward.saturate((activity * below) >> spec.q_frac)
+
+
+def weight_update(
+    spec: CoreSpec,
+    k: int,
+    weights: np.ndarray,
+    activity: np.ndarray,
+    factor: np.ndarray,
+    random_bits: np.ndarray | None = None,
+) -> np.ndarray:
+    """Updated weights `sat_W(W + Δ)` of layer k (§5–§7), broadcasting `activity` over
+    columns and `factor` over rows: DRTP `Δ = round(p · A)`, LFP `Δ = round(|W| · A · q)`
+    with F more fraction bits; `random_bits` are the LFSR states for stochastic rounding."""
+    shift = spec.lr_shifts[k]
+    if spec.rule == "drtp":
+        product = factor * activity
+    else:
+        shift += spec.q_frac
+        product = np.abs(weights) * activity * factor
+    delta = shift_right(product, shift, spec.rounding, random_bits)
+    return spec.weight.saturate(weights + delta)
+
+
 def check_weights(spec: CoreSpec, weights: list[np.ndarray]) -> list[np.ndarray]:
     """Copies of `weights` as int64, refused unless shapes and range match the spec."""
     checked = spec.layer_arrays(weights, np.int64)
@@ -55,7 +182,7 @@ class GoldenCore:
         self.weights = check_weights(spec, weights)
         self.counters = Counters()
         self._stream = LFSRStream(rounding_lfsr(spec), lfsr_state)
-        self._acc, self._membrane = spec.accumulator, spec.membrane
+        self._acc = spec.accumulator
         if spec.rule == "drtp":
             self._projection = [projection_rom(spec, k) for k in range(len(spec.hidden))]
         if spec.rule == "lfp":
@@ -114,17 +241,8 @@ class GoldenCore:
 
     def _integrate(self, k: int, x: np.ndarray) -> tuple[np.ndarray, int]:
         """`sat_ACC(Σ_i W[i, j] x_i)` over the nonzero inputs, and how many there were."""
-        w = self.weights[k]
-        events = np.flatnonzero(x)
-        if len(events) == 0:
-            return np.zeros(w.shape[1], dtype=np.int64), 0
-        if self._multi_bit(k):
-            return self._acc.saturate(x[events] @ w[events]), len(events)
-        return self._acc.saturate(w[events].sum(0)), len(events)
-
-    def _multi_bit(self, k: int) -> bool:
-        """Whether layer k's inputs are multi-bit (a multiply per synapse), not spikes."""
-        return not self.spec.spiking or (k == 0 and self.spec.encoding == "intensity")
+        sums, events = synaptic_sums(self.spec, k, self.weights[k], x)
+        return self._acc.saturate(sums), events
 
     def _count_layer(self, k: int, events: int, neuron_steps: int, **per_neuron: int) -> None:
         """Inference counts of layer k: its presynaptic events and its neuron updates."""
@@ -136,7 +254,7 @@ class GoldenCore:
             "inference",
             syn_ops=ops,
             adds=ops,
-            mults=ops if self._multi_bit(k) else 0,
+            mults=ops if multi_bit(spec, k) else 0,
             weight_reads=words,
             cycles=words + neuron_steps * spec.blocks(width),
         )
@@ -156,12 +274,9 @@ class GoldenCore:
     def _forward_lif(self, x: np.ndarray) -> list[LayerTrace]:
         spec = self.spec
         steps_in = self._encode(x)
-        shift, steps = spec.leak_shift, spec.time_steps
+        steps = spec.time_steps
         widths = spec.layer_sizes[1:]
-        v = [np.zeros(n, dtype=np.int64) for n in widths]
-        spikes = [np.zeros(n, dtype=np.int64) for n in widths]
-        window = [np.zeros(n, dtype=np.int64) for n in widths]
-        counts = [np.zeros(n, dtype=np.int64) for n in widths]
+        states = [LIFState.rest(n) for n in widths]
         events = [0] * len(widths)
         once = spec.encoding == "intensity"
         if once:  # layer 1's current is the same at every step: integrate it once
@@ -174,31 +289,25 @@ class GoldenCore:
                 else:
                     current, n_events = self._integrate(k, inp)
                     events[k] += n_events
-                leak = v[k] >> shift if shift else 0
-                theta = spec.thresholds[k]
-                v[k] = self._membrane.saturate(v[k] - leak + current - theta * spikes[k])
-                spikes[k] = (v[k] > theta).astype(np.int64)
-                window[k] += current
-                counts[k] += spikes[k]
-                inp = spikes[k]
+                states[k] = lif_step(spec, k, states[k], current)
+                inp = states[k].s
         for k in range(len(widths)):
             self._count_layer(
                 k, events[k], steps, state_reads=1, state_writes=1, adds=4, compares=1
             )
-        activity = [steps_in.sum(0), *counts[:-1]]
+        activity = [steps_in.sum(0), *(state.n for state in states[:-1])]
         return [
-            LayerTrace(activity[k], self._acc.saturate(window[k]), counts[k])
-            for k in range(len(widths))
+            LayerTrace(activity[k], self._acc.saturate(state.z), state.n)
+            for k, state in enumerate(states)
         ]
 
     def _forward_hardtanh(self, x: np.ndarray) -> list[LayerTrace]:
         spec = self.spec
-        bound = spec.activation_max
         traces = []
         inp = x
         for k in range(len(spec.layer_sizes) - 1):
             z, events = self._integrate(k, inp)
-            a = np.minimum(np.maximum(z >> spec.act_shifts[k], -bound), bound)
+            a = hardtanh(spec, k, z)
             self._count_layer(k, events, 1, state_reads=1, state_writes=1, compares=2)
             traces.append(LayerTrace(inp, z, a))
             inp = a
@@ -209,62 +318,34 @@ class GoldenCore:
     def _drtp_factors(self, traces: list[LayerTrace], label: int) -> list[np.ndarray]:
         """Post factors of contract §6: output error, gated projection row for hidden layers."""
         spec = self.spec
-        top = spec.time_steps if spec.spiking else spec.activation_max
-        target = np.zeros(spec.classes, dtype=np.int64)
-        target[label] = top
         factors = []
         for k, trace in enumerate(traces[:-1]):
-            if spec.spiking:
-                bound = spec.time_steps * spec.thresholds[k]
-                gate = np.abs(trace.current) < bound
-            else:
-                gate = np.abs(trace.current >> spec.act_shifts[k]) < spec.activation_max
-            factors.append(self._projection[k][label] * gate)
-            width = len(gate)
+            row = self._projection[k][label]
+            factors.append(drtp_hidden_factor(spec, k, trace.current, row))
+            width = len(row)
             if spec.projection == "rom":
                 self.counters.add("learning", proj_reads=spec.blocks(width))
             else:
                 self.counters.add("learning", lfsr_draws=width)
             self.counters.add("learning", compares=2 * width)
-        factors.append(target - traces[-1].output)
+        factors.append(drtp_output_factor(spec, traces[-1].output, label))
         self.counters.add("learning", adds=spec.classes)
         return factors
-
-    def _reciprocal_scaled(self, reward: np.ndarray, current: np.ndarray) -> np.ndarray:
-        """`q_j ≈ R_j / (|Z_j| + 1)` with F fraction bits, one LUT entry per neuron (§7)."""
-        spec = self.spec
-        m = spec.recip_bits
-        d = np.abs(current) + 1
-        e = np.zeros_like(d)
-        for bit in range(1, 63):
-            e += d >= (1 << bit)
-        top = np.where(e >= m, d >> np.maximum(e - m, 0), d << np.maximum(m - e, 0))
-        product = reward * self._recip[top - (1 << m)]
-        s = e + m + 1 - spec.q_frac
-        scaled = np.where(s >= 0, product >> np.maximum(s, 0), product << np.maximum(-s, 0))
-        return self._acc.saturate(scaled)
 
     def _lfp_factors(self, traces: list[LayerTrace], label: int) -> list[np.ndarray]:
         """Post factors q of contract §7, the reward descending through the old weights."""
         spec = self.spec
-        counts = traces[-1].output
-        reward = np.where(
-            np.arange(spec.classes) == label,
-            self._reward_true[counts],
-            self._reward_other[counts],
-        )
+        reward = lfp_output_reward(self._reward_true, self._reward_other, traces[-1].output, label)
         self.counters.add("learning", table_reads=spec.classes)
-        reward_format = QFormat(spec.reward_bits)
         factors: list[np.ndarray] = [np.empty(0)] * len(traces)
         for k in reversed(range(len(traces))):
             trace = traces[k]
-            q = self._reciprocal_scaled(reward, trace.current)
+            q = reciprocal_scaled(spec, self._recip, reward, trace.current)
             factors[k] = q
             width = len(q)
             self.counters.add("learning", mults=width, adds=width, table_reads=width)
             if k > 0:
-                below = self._acc.saturate(self.weights[k] @ q)
-                reward = reward_format.saturate((trace.activity * below) >> spec.q_frac)
+                reward = lfp_reward_below(spec, trace.activity, self.weights[k] @ q)
         return factors
 
     def _update(self, k: int, activity: np.ndarray, factor: np.ndarray) -> None:
@@ -282,15 +363,10 @@ class GoldenCore:
         visited = len(rows) * len(active)
         synapses = len(rows) * len(cols)
         output_layer = k == len(self.weights) - 1
-        shift = spec.lr_shifts[k]
-        a = activity[rows, None]
         if spec.rule == "drtp":
-            product = factor[cols] * a
             mults = synapses if output_layer else 0
             adds = synapses
         else:
-            shift += spec.q_frac
-            product = np.abs(w[np.ix_(rows, cols)]) * a * factor[cols]
             mults = 2 * synapses + (synapses + len(rows) if k > 0 else 0)
             adds = synapses * (2 if k > 0 else 1)
             if k > 0:
@@ -301,8 +377,10 @@ class GoldenCore:
                 draws = self._stream.take(visited * lanes)
                 random_bits = draws.reshape(len(rows), -1)[:, real]
                 self.counters.add("learning", lfsr_draws=visited * lanes)
-            delta = shift_right(product, shift, spec.rounding, random_bits)
-            w[np.ix_(rows, cols)] = spec.weight.saturate(w[np.ix_(rows, cols)] + delta)
+            block = np.ix_(rows, cols)
+            w[block] = weight_update(
+                spec, k, w[block], activity[rows, None], factor[cols], random_bits
+            )
         self.counters.add(
             "learning",
             syn_ops=synapses,

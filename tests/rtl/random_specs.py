@@ -1,6 +1,9 @@
 """Random small `CoreSpec`s drawn from a seed, leaning to narrow widths so that every
 saturation, rounding and padding path of the core is reached within a few samples."""
 
+import itertools
+from collections.abc import Callable
+
 import numpy as np
 
 from quant.lfsr import MAXIMAL_TAPS
@@ -66,3 +69,10 @@ def random_spec(seed: int) -> CoreSpec:
         projection_seed=between(1, (1 << width) - 1),
         **fields,
     )
+
+
+def random_specs(count: int, keep: Callable[[CoreSpec], bool]) -> list[CoreSpec]:
+    """The first `count` random specs, by seed, that `keep` accepts: a bench names the kind
+    of core it needs, not seeds that happen to be of that kind."""
+    specs = (random_spec(seed) for seed in itertools.count())
+    return list(itertools.islice(filter(keep, specs), count))

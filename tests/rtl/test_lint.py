@@ -15,12 +15,12 @@ except SimulatorMissing as missing:
     pytest.skip(str(missing), allow_module_level=True)
 
 
-@pytest.mark.parametrize("name", ["configs/digits.toml", "configs/mnist.toml", "random:3", "random:12"])
+@pytest.mark.parametrize(
+    "name", ["configs/digits.toml", "configs/mnist.toml", "random:3", "random:12"]
+)
 def test_generated_core_lints_clean(name: str, tmp_path) -> None:
-    if name.startswith("random:"):
-        spec = random_spec(int(name.split(":")[1]))
-    else:
-        spec = load_spec(name)
+    seed = name.removeprefix("random:")
+    spec = random_spec(int(seed)) if seed != name else load_spec(name)
     source, _ = write_core(spec, tmp_path)
     assert lint(source, "plasticore_core", tmp_path) == []
 
