@@ -58,6 +58,19 @@ def _key(*parts: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _digest(path: Path) -> str:
+    """Stages that read generated Verilog are keyed by its content: a changed core reruns."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _rtl_digest() -> str:
+    """The RTL generator's source: a co-simulation reruns when the core's code changes."""
+    import rtl
+
+    files = sorted(Path(rtl.__file__).parent.glob("*.py"))
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+
+
 def _stage(work: Path, name: str, key: str, run: Callable[[], dict], progress: bool) -> dict:
     """`run()`'s result, kept as `<work>/<name>-<key>.json`: a finished stage is not redone."""
     path = work / f"{name}-{key}.json"
@@ -175,7 +188,13 @@ def build_report(
         "spec_toml": spec_to_toml(spec),
         "data": config.data,
         "samples": n,
-        "table": {"name": table.name, "node_nm": table.node_nm, "source": table.source},
+        "table": {
+            "name": table.name,
+            "node_nm": table.node_nm,
+            "source": table.source,
+            "transistor_um2": table.transistor_area,
+            "sram_bit_um2": table.sram_bit_area,
+        },
         "energy": {v: _energy_json(e) for v, e in energies.items()},
         "learning_energy_overhead_pct": 100 * energies["learning"].learning_overhead,
         "memory": {v: _memory_json(m) for v, m in mems.items()},
@@ -188,20 +207,106 @@ def build_report(
         result["cosim"] = _stage(
             work,
             "cosim",
-            _key(*base, m, config.sim),
+            _key(*base, m, config.sim, _rtl_digest()),
             lambda: _cosim(spec, weights, x[:m], labels[:m], work / "cosim", config),
             progress,
         )
+    if progress and (config.synth or config.fpga):
+        print("  synthesis and place and route take minutes per core", file=sys.stderr)
     result.update(_hardware(spec, twin, work, config, progress))
     write_report(result, out)
     return result
 
 
-def _hardware(
-    spec: CoreSpec, twin: CoreSpec, work: Path, config: ReportConfig, progress: bool
-) -> dict:
-    """Area per unit and FPGA results of both cores (filled by the synthesis stages)."""
-    return {}
+# Area units: a submodule's own logic by its name's prefix, a memory by its name's prefix.
+LOGIC_UNITS = {
+    "mac": "MAC lanes",
+    "neurons": "neuron lanes",
+    "factors": "learning factor units",
+    "update": "update lanes",
+    "counters": "performance counters",
+}
+MEMORY_UNITS = {
+    "weights": "weight memory",
+    "state": "neuron-state memory",
+    "factors": "learning memories",
+    "rewards": "learning memories",
+    "projection": "learning memories",
+}
+TOP_UNIT = "sequencer, bus, LFSRs"
+VARIANTS = ("learning", "inference_only")
+OTHER_MEMORIES = "input and event memories"
+
+
+def area_by_unit(synthesis: dict, transistor_um2: float, bit_um2: float) -> dict[str, float]:
+    """ASIC-style area (µm²) per unit: logic transistors and memory bits, each priced."""
+    units: dict[str, float] = {}
+    for path, module in synthesis["modules"].items():
+        name = path.split(".")[-1] if "." in path else ""
+        unit = LOGIC_UNITS.get(name.rstrip("0123456789"), TOP_UNIT)
+        units[unit] = units.get(unit, 0.0) + module["transistors"] * transistor_um2
+    for memory in synthesis["memories"]:
+        unit = MEMORY_UNITS.get(memory["name"].rstrip("0123456789"), OTHER_MEMORIES)
+        units[unit] = units.get(unit, 0.0) + memory["bits"] * bit_um2
+    return units
+
+
+def _hardware(spec: CoreSpec, twin: CoreSpec, work: Path, config: ReportConfig, progress: bool):
+    """Generic synthesis (area per unit) of both cores; ECP5 place and route of both and an
+    iCE40 UP5K fit of the learning core. Weights are left zero: they do not change area."""
+    from hw_reports.fpga import fit_ice40, implement_ecp5
+    from hw_reports.synth import synthesize_generic
+    from rtl.emit import write_core
+
+    result: dict = {}
+    if not (config.synth or config.fpga):
+        return result
+    table = load_table(config.table)
+    variants = {"learning": spec, "inference_only": twin}
+    sources = {}
+    for variant, s in variants.items():
+        sources[variant], _ = write_core(s, work / f"rtl-{variant}")
+    if config.synth:
+        generic = {
+            variant: _stage(
+                work,
+                f"synth-{variant}",
+                _key(_digest(sources[variant]), "generic"),
+                lambda v=variant: synthesize_generic(sources[v], work / f"synth-{v}").to_json(),
+                progress,
+            )
+            for variant in variants
+        }
+        per_unit = {
+            v: area_by_unit(g, table.transistor_area, table.sram_bit_area)
+            for v, g in generic.items()
+        }
+        totals = {v: sum(units.values()) for v, units in per_unit.items()}
+        result["area"] = {
+            "synthesis": generic,
+            "per_unit_um2": per_unit,
+            "total_um2": totals,
+            "learning_overhead_pct": 100 * (totals["learning"] / totals["inference_only"] - 1),
+        }
+    if config.fpga:
+        result["fpga"] = {
+            variant: _stage(
+                work,
+                f"ecp5-{variant}",
+                _key(_digest(sources[variant]), "ecp5"),
+                lambda v=variant: implement_ecp5(sources[v], work / f"ecp5-{v}").to_json(),
+                progress,
+            )
+            for variant in variants
+        }
+        result["ice40"] = _stage(
+            work,
+            "ice40-learning",
+            _key(_digest(sources["learning"]), "ice40"),
+            lambda: fit_ice40(sources["learning"], work / "ice40-learning").to_json(),
+            progress,
+        )
+    return result
 
 
 def render_markdown(result: dict) -> str:
@@ -286,6 +391,7 @@ def render_markdown(result: dict) -> str:
         f"({mem['weight_bits']:,} bits).",
         "",
     ]
+    lines += _hardware_markdown(result)
     if "cosim" in result:
         cosim = result["cosim"]
         agree = not cosim["mismatches"] and not cosim["counter_differences"]
@@ -352,6 +458,74 @@ def render_markdown(result: dict) -> str:
         "",
     ]  # fmt: skip
     return "\n".join(lines)
+
+
+def _hardware_markdown(result: dict) -> list[str]:
+    lines: list[str] = []
+    if "area" in result:
+        area = result["area"]
+        units = sorted({u for v in area["per_unit_um2"].values() for u in v})
+        per_unit = area["per_unit_um2"]
+        rows = []
+        for unit in units:
+            values = [per_unit[v].get(unit, 0.0) for v in VARIANTS]
+            rows.append([unit, *(f"{x:,.0f}" for x in values), f"{values[0] - values[1]:+,.0f}"])
+        rows.append(
+            ["total", *(f"{area['total_um2'][v]:,.0f}" for v in VARIANTS),
+             f"{area['total_um2']['learning'] - area['total_um2']['inference_only']:+,.0f}"]
+        )  # fmt: skip
+        synth = area["synthesis"]
+        lines += [
+            "## Area (generic synthesis, ASIC-style estimate in µm²)",
+            "",
+            "Logic: the transistors of Yosys's generic CMOS netlist (`stat -tech cmos`) at "
+            f"{result['table']['transistor_um2']} µm² each; memories: bits at "
+            f"{result['table']['sram_bit_um2']} µm² per bit ({result['table']['name']}).",
+            "",
+            markdown_table(["unit", "learning core", "inference-only core", "learning adds"], rows),
+            "",
+            f"Learning adds **{area['learning_overhead_pct']:.1f} %** to the area of the "
+            f"inference-only core. Generic cells: {synth['learning']['cells']:,} vs "
+            f"{synth['inference_only']['cells']:,}; flip-flops "
+            f"{synth['learning']['flip_flops']:,} vs {synth['inference_only']['flip_flops']:,}.",
+            "",
+        ]
+    if "fpga" in result:
+        fpga = result["fpga"]
+        rows = [
+            [label, *(str(fpga[v][key]) for v in VARIANTS)]
+            for label, key in (
+                ("LUT4 sites", "luts"), ("flip-flops", "flip_flops"), ("DSP (MULT18X18D)", "dsps"),
+                ("BRAM (DP16KD)", "brams"),
+            )
+        ]  # fmt: skip
+        rows.append(["Fmax (MHz)", *(_num(fpga[v]["fmax_mhz"]) for v in VARIANTS)])
+        lines += [
+            f"## FPGA: {fpga['learning']['device']} (Yosys + nextpnr)",
+            "",
+            markdown_table(["", "learning core", "inference-only core"], rows),
+            "",
+        ]
+        path = fpga["learning"]["place_route"]["critical_path"]
+        if path:
+            lines += [
+                f"Critical path of the learning core: {path['delay_ns']:.2f} ns, "
+                f"{path['logic_levels']} logic levels, from `{path['source']}` to "
+                f"`{path['sink']}`.",
+                "",
+            ]
+    if "ice40" in result:
+        ice = result["ice40"]
+        lines += [
+            f"iCE40 {ice['device']}: "
+            + (
+                f"the learning core fits (Fmax {_num(ice['fmax_mhz'])} MHz)."
+                if ice["fits"]
+                else f"the learning core is refused ({ice['failure']})."
+            ),
+            "",
+        ]
+    return lines
 
 
 def _utilisation(cosim: dict, phase: str) -> float | None:

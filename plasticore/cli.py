@@ -98,8 +98,10 @@ def _run(args: argparse.Namespace) -> int:
         else "3/4 co-simulation skipped (--cosim-samples 0)"
     )
     print("4/4 hardware report" + ("" if args.synth else " (no synthesis)"))
+    if args.fpga and not args.synth:
+        raise PlasticoreError("--fpga needs synthesis: drop --no-synth")
     config = ReportConfig(
-        data="digits", cosim_samples=args.cosim_samples, synth=args.synth, fpga=args.synth
+        data="digits", cosim_samples=args.cosim_samples, synth=args.synth, fpga=args.fpga
     )
     result = build_report(spec, out / "report", config, weights, progress=progress)
     print((out / "report" / "report.md").read_text())
@@ -382,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=int, default=1, help="on-chip learning epochs")
     run.add_argument("--cosim-samples", type=int, default=4, help="0: no co-simulation")
     run.add_argument("--no-synth", dest="synth", action="store_false", help="no synthesis")
+    run.add_argument(
+        "--fpga", action="store_true", help="also ECP5 place and route and iCE40 fit (minutes)"
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_run)
 
