@@ -63,7 +63,7 @@ def write_waivers(directory: str | Path) -> Path:
     path = Path(directory) / "waivers.vlt"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, waiver_config())
-    return path
+    return path.resolve()  # the simulator builds in its own working directory
 
 
 def lint(source: str | Path, top: str, work_dir: str | Path) -> list[str]:
