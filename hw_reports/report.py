@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from hw_reports.energy import UNIT_OF_KIND, EnergyReport, check_counters, energy, load_table
+from hw_reports.estimate import estimate
 from hw_reports.markdown import markdown_table
 from hw_reports.published import PUBLISHED
 from quant.atomic import atomic_write_json, atomic_write_text
@@ -213,6 +214,9 @@ def build_report(
         )
     if progress and (config.synth or config.fpga):
         print("  synthesis and place and route take minutes per core", file=sys.stderr)
+    result["estimate"] = {
+        v: asdict(estimate(s)) for v, s in (("learning", spec), ("inference_only", twin))
+    }
     result.update(_hardware(spec, twin, work, config, progress))
     write_report(result, out)
     return result
@@ -490,22 +494,37 @@ def _hardware_markdown(result: dict) -> list[str]:
             f"{synth['learning']['flip_flops']:,} vs {synth['inference_only']['flip_flops']:,}.",
             "",
         ]
-    if "fpga" in result:
-        fpga = result["fpga"]
-        rows = [
-            [label, *(str(fpga[v][key]) for v in VARIANTS)]
-            for label, key in (
-                ("LUT4 sites", "luts"), ("flip-flops", "flip_flops"), ("DSP (MULT18X18D)", "dsps"),
-                ("BRAM (DP16KD)", "brams"),
-            )
-        ]  # fmt: skip
+    estimates = result["estimate"]
+    fpga = result.get("fpga")
+    fields = (("LUT4 sites", "luts"), ("flip-flops", "flip_flops"),
+              ("DSP (MULT18X18D)", "dsps"), ("BRAM (DP16KD)", "brams"))  # fmt: skip
+
+    def cell(variant: str, key: str) -> str:
+        guess = estimates[variant][key]
+        if fpga is None:
+            return f"{guess:,}"
+        measured = fpga[variant][key]
+        error = f"{100 * (guess / measured - 1):+.1f} %" if measured else "–"
+        return f"{measured:,} (estimate {guess:,}, {error})"
+
+    rows = [[label, *(cell(v, key) for v in VARIANTS)] for label, key in fields]
+    title = (
+        f"## FPGA: {fpga['learning']['device']} (Yosys + nextpnr)"
+        if fpga
+        else ("## FPGA: ECP5 estimate (no place and route run)")
+    )
+    if fpga:
         rows.append(["Fmax (MHz)", *(_num(fpga[v]["fmax_mhz"]) for v in VARIANTS)])
-        lines += [
-            f"## FPGA: {fpga['learning']['device']} (Yosys + nextpnr)",
-            "",
-            markdown_table(["", "learning core", "inference-only core"], rows),
-            "",
-        ]
+    lines += [
+        title,
+        "",
+        "The estimate comes from the spec alone in seconds (`hw_reports/estimate.py`); "
+        "its error against place and route is shown where both exist.",
+        "",
+        markdown_table(["", "learning core", "inference-only core"], rows),
+        "",
+    ]
+    if fpga:
         path = fpga["learning"]["place_route"]["critical_path"]
         if path:
             lines += [

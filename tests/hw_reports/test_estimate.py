@@ -1,0 +1,45 @@
+"""The analytical ECP5 estimate: structural counts against stored place-and-route results,
+the calibration reproduced, sizes that grow with the spec."""
+
+import gzip
+from dataclasses import replace
+from pathlib import Path
+
+from hw_reports.estimate import CALIBRATION, brams, estimate, lutram
+from hw_reports.fpga import parse_nextpnr_report
+from quant.spec import load_spec
+from rtl.core import MemoryInfo
+
+DATA = Path(__file__).parent / "data"
+DIGITS = load_spec("configs/digits.toml")
+
+
+def test_block_ram_takes_the_cheapest_aspect_ratio() -> None:
+    assert brams(MemoryInfo("weights0", 64, 10192)) == 40  # 2 × 20 at 36 × 512
+    assert brams(MemoryInfo("inputs", 4, 784)) == 1  # 4 × 4096
+    assert brams(MemoryInfo("events_in", 15, 784)) == 1  # 18 × 1024
+    assert lutram(MemoryInfo("state0", 584, 13)) == 146
+
+
+def test_dsp_and_bram_match_place_and_route_of_digits() -> None:
+    with gzip.open(DATA / "digits_ecp5_report.json.gz", "rt") as report:
+        placed = parse_nextpnr_report(report.read())
+    guess = estimate(DIGITS)
+    assert guess.dsps == placed.used("MULT18X18D")
+    assert guess.brams == placed.used("DP16KD")
+    assert abs(guess.lutram - placed.used("TRELLIS_RAMW")) <= 0.05 * guess.lutram
+
+
+def test_calibration_cores_are_reproduced() -> None:
+    for rule, spec in (("drtp", DIGITS), ("none", DIGITS.inference_only())):
+        guess = estimate(spec)
+        assert (guess.luts, guess.flip_flops) == tuple(CALIBRATION[rule].values())
+
+
+def test_learning_and_width_cost_resources() -> None:
+    base = estimate(DIGITS)
+    assert estimate(DIGITS.inference_only()).luts < base.luts
+    lfp = estimate(replace(DIGITS, rule="lfp"))
+    assert lfp.dsps > base.dsps
+    wide = estimate(replace(DIGITS, lanes=16))
+    assert wide.luts > base.luts and wide.dsps > base.dsps
