@@ -5,20 +5,37 @@ states, so each state touches its own layer's memories without run-time muxes):
 
     ENC            scan the inputs into the event list (every step for `spikes`, once for
                    `intensity`), running the sigma-delta encoder
-    ACC_k, UPD_k   per block of L neurons: accumulate the events of the layer's input list
-                   (one weight word per cycle, pipelined), then update the block's neurons
-    EMIT_k         append the block's spikes (or nonzero activations) to the next list
+    ACC_k          issue the layer's weight words, block after block of L neurons with no gap:
+                   every event of the input list for block 0, then for block 1, …; a layer
+                   with no events (layer 1 after t = 1 under `intensity`) issues one block per
+                   cycle. Behind it, per layer: the event arrives, its weight word arrives and
+                   is accumulated; a block's last word (or its end, without events) is
+                   followed by its neuron update (UPD), in the cycle the next block's first
+                   word lands: the MAC restarts from that word as the neurons read the sums
+    EMIT           behind every ACC: each cycle one pending spike (or nonzero activation),
+                   lowest neuron first, is appended to the next layer's list. Layer k + 1
+                   starts as soon as layer k has issued its last block; its block 0 follows
+                   the list as it grows and ends once layer k has nothing in flight or
+                   pending. Hard-tanh holds one block's values: its blocks wait for the
+                   previous block's append. A step ends when the output layer's last update
+                   is done
     PRED_*         arg-max of the output (count, then window current, then lower index)
     PF_k           learning, k = K … 1: one word of post factors per cycle (DRTP or LFP unit)
-    SCAN_k/VISIT_k the visit order of §5: one row per cycle, one visited word per cycle
-                   (read, update, write back; LFP also sends the reward down)
+    SCAN_k/VISIT_k the visit order of §5: one visited word per cycle (read, update, write
+                   back; LFP also sends the reward down). A layer without post factors skips
+                   its rows; the last word of a row also scans the next row, so active rows
+                   follow one another without a gap and a silent row after an active one
+                   costs nothing; the other silent rows cost a SCAN cycle each. Under
+                   `intensity` layer 1 walks the input event list (exactly its active rows)
 
 Weights live in one memory per layer, words of L lanes (§5); neuron state in one memory
 per layer, a word per block. The host sees the memories through the bus only while the
 core is idle.
 """
 
+import functools
 import hashlib
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -208,7 +225,11 @@ class LearningCore(wiring.Component):
         event = Signal(range(geo.max_width + 1))
         n_ev_in = Signal(range(n0 + 1))
         n_hidden = [Signal(range(geo.max_width + 1), name=f"n_events{n}") for n in range(2)]
-        pending = Signal(lanes)
+        # Spikes (or nonzero activations) of hidden neurons not yet in the next layer's list,
+        # by neuron index: appended one per cycle while the layers accumulate.
+        pending = Signal(max((layer.blocks * lanes for layer in layers[:last]), default=1))
+        emit_list = Signal()  # the list the pending neurons go to (hidden layer k: k % 2)
+        emit_block = Signal(range(geo.max_blocks + 1))  # hard-tanh: the block of `emit_values`
         emit_values = Signal(data.ArrayLayout(signed(spec.act_bits), lanes))
         m.d.comb += self.done.eq(done)
 
@@ -359,8 +380,17 @@ class LearningCore(wiring.Component):
 
         # -- pipeline registers --------------------------------------------------------------
         enc_valid, enc_row = Signal(), Signal(range(n0 + 1))
-        acc1 = [Signal(name=f"acc{k}_s1") for k in range(len(layers))]
-        acc2 = [Signal(name=f"acc{k}_s2") for k in range(len(layers))]
+
+        # ACC stages per layer: a weight word (`acc`), the end of a block (`end`, with or
+        # without a word) and the block it belongs to, one register per stage; `upd` is the
+        # block's neuron update, in the cycle its sums are final.
+        def per_layer(name: str, shape: object = 1) -> list[Signal]:
+            return [Signal(shape, name=f"{name}{k}") for k in range(len(layers))]
+
+        blocks_shape = range(geo.max_blocks + 1)
+        acc1, end1, blk1 = per_layer("acc1_"), per_layer("end1_"), per_layer("blk1_", blocks_shape)
+        acc2, end2, blk2 = per_layer("acc2_"), per_layer("end2_"), per_layer("blk2_", blocks_shape)
+        upd, upd_block = per_layer("upd"), per_layer("upd_block", blocks_shape)
         acc2_x = [
             Signal(signed(layer.event_bits), name=f"acc{k}_x") for k, layer in enumerate(layers)
         ]
@@ -378,35 +408,50 @@ class LearningCore(wiring.Component):
         row_sum = Signal(signed(sum_bits))
         visiting = [Signal(name=f"visit{k}_s2") for k in range(len(layers))]
 
-        def activity_of(k: int) -> object:
-            """A_k,i of the row whose activity data arrived this cycle (§2)."""
+        x_listed = ev_in_r.data.x
+        listed_activity = x_listed * steps if spec.spiking else x_listed
+
+        def activity_of(k: int, ahead: int = 0) -> object:
+            """A_k,i of the row whose activity data arrived this cycle (§2): row i, or i + 1
+            while visiting row i."""
             if k == 0:
                 if spec.encoding == "spikes":
                     return cnt_r.data
                 return inp_r.data * steps if spec.spiking else inp_r.data
             word = state_r[k - 1].data
-            neuron = word[row_lane] if lanes > 1 else word[0]
-            return output_of(spec, neuron)
+            if lanes == 1:
+                return output_of(spec, word[0])
+            lane = Mux(row_lane == lanes - 1, 0, row_lane + 1) if ahead else row_lane
+            return output_of(spec, word[lane])
 
-        def activity_addr(k: int, next_row: bool) -> list:
-            """Point the activity read at row i (+1 when prefetching)."""
+        def activity_addr(k: int, ahead: int) -> list:
+            """Point the activity read at row i + `ahead` (ahead ≤ 2)."""
             if k == 0:
-                target = row + 1 if next_row else 0
                 ports = [inp_r] + ([cnt_r] if spec.encoding == "spikes" else [])
-                return [port.addr.eq(target) for port in ports]
-            target = Mux(row_lane == lanes - 1, row_block + 1, row_block) if next_row else 0
+                return [port.addr.eq(row + ahead) for port in ports]
+            if lanes == 1:
+                target = row_block + ahead
+            else:
+                target = Mux(row_lane + ahead >= lanes, row_block + 1, row_block)
             return [state_r[k - 1].addr.eq(target)]
+
+        def move_row(by: int) -> None:
+            m.d.sync += row.eq(row + by)
+            if lanes == 1:
+                m.d.sync += row_block.eq(row_block + by)
+                return
+            lane = row_lane + by
+            with m.If(lane >= lanes):
+                m.d.sync += [row_lane.eq(lane - lanes), row_block.eq(row_block + 1)]
+            with m.Else():
+                m.d.sync += row_lane.eq(lane)
 
         def advance_row(k: int) -> None:
             """Move to the next presynaptic row, or drain the layer after the last one."""
             with m.If(row == layers[k].n_in - 1):
                 m.next = f"DRAIN_{k}"
             with m.Else():
-                m.d.sync += row.eq(row + 1)
-                with m.If(row_lane == lanes - 1):
-                    m.d.sync += [row_lane.eq(0), row_block.eq(row_block + 1)]
-                with m.Else():
-                    m.d.sync += row_lane.eq(row_lane + 1)
+                move_row(1)
                 m.next = f"SCAN_{k}"
 
         def enter_layer(k: int) -> None:
@@ -432,21 +477,17 @@ class LearningCore(wiring.Component):
                             m.d.sync += proj_lfsr.eq(seed)
             m.next = f"PF_{k}"
 
-        def block_done(k: int) -> None:
-            """After block `block` of layer k: the next block, layer, step or the output."""
-            with m.If(block == layers[k].blocks - 1):
-                if k < last:
-                    enter_layer(k + 1)
-                else:
-                    m.d.sync += t.eq(t + 1)
-                    with m.If(t == steps - 1):
-                        m.d.sync += block.eq(0)
-                        m.next = "PRED_ADDR"
-                    with m.Else():
-                        enter_step()
+        def drained(k: int) -> object:
+            """Layer k has no word, block end or neuron update in flight."""
+            return ~(acc1[k] | end1[k] | acc2[k] | end2[k] | upd[k])
+
+        def step_done() -> None:
+            """After the last layer of a step: the next step or the output."""
+            m.d.sync += [t.eq(t + 1), block.eq(0)]
+            with m.If(t == steps - 1):
+                m.next = "PRED_ADDR"
             with m.Else():
-                m.d.sync += [block.eq(block + 1), event.eq(0)]
-                m.next = f"ACC_{k}"
+                enter_step()
 
         key_bits = geo.count_bits + 1 if spec.spiking else spec.act_bits
         best_key, best_z = Signal(signed(key_bits)), Signal(signed(geo.window_bits))
@@ -454,6 +495,8 @@ class LearningCore(wiring.Component):
         pred_class = Signal(range(spec.classes + 1))
 
         # -- the sequencer -------------------------------------------------------------------
+        for k in range(len(layers)):
+            m.d.sync += [acc1[k].eq(0), end1[k].eq(0)]  # set by ACC_k when it issues
         with m.FSM(name="sequencer") as fsm:
             with m.State("IDLE"), m.If(start):
                 m.d.sync += [
@@ -478,56 +521,36 @@ class LearningCore(wiring.Component):
                     with m.If(~enc_valid):
                         enter_layer(0)
 
-            for k in range(len(layers)):
+            for k, layer in enumerate(layers):
                 ev_r = ev_in_r if k == 0 else hidden_events[(k - 1) % 2][0]
                 n_events = n_ev_in if k == 0 else n_hidden[(k - 1) % 2]
                 if k == 0 and spec.encoding == "intensity" and spec.spiking:
                     n_events = Mux(t == 0, n_ev_in, 0)  # layer 1's current integrated once
+                # A layer's input list is complete once the layer below has nothing in flight
+                # and nothing pending; until then block 0 streams the events already written.
+                complete = 1 if k == 0 else drained(k - 1) & (pending == 0)
+                # Hard-tanh keeps the values of one block to append: a block of a layer that
+                # appends starts once the previous one is appended.
+                free = 1 if spec.spiking or k == last else drained(k) & (pending == 0)
                 with m.State(f"ACC_{k}"):
-                    m.d.comb += state_r[k].addr.eq(block)
-                    with m.If(event < n_events):
-                        m.d.comb += ev_r.addr.eq(event)
-                        m.d.sync += [event.eq(event + 1), acc1[k].eq(1)]
-                    with m.Else():
-                        m.d.sync += acc1[k].eq(0)
-                        with m.If(~acc1[k] & ~acc2[k]):
-                            m.next = f"UPD_{k}"
-                with m.State(f"UPD_{k}"):
-                    m.d.comb += [state_r[k].addr.eq(block), macs[k].clear.eq(1)]
-                    unit = neurons[k]
-                    m.d.comb += [
-                        state_w[k].addr.eq(block),
-                        state_w[k].data.eq(unit.next),
-                        state_w[k].en.eq(1),
-                        unit.real.eq(real_mask(k, block)),
-                    ]
-                    fired = unit.spikes if spec.spiking else unit.active
-                    if k < last:
-                        m.d.sync += pending.eq(fired)
-                        if not spec.spiking:
-                            for n in range(lanes):
-                                m.d.sync += emit_values[n].eq(unit.next[n].a)
-                        with m.If(fired != 0):
-                            m.next = f"EMIT_{k}"
-                        with m.Else():
-                            block_done(k)
-                    else:
-                        block_done(k)
-                if k < last:
-                    with m.State(f"EMIT_{k}"):
-                        lane = lowest_set(m, pending, f"emit_lane{k}")
-                        ev_w = hidden_events[k % 2][1]
-                        count = n_hidden[k % 2]
-                        m.d.comb += [
-                            ev_w.addr.eq(count),
-                            ev_w.data.row.eq(block * lanes + lane),
-                            ev_w.data.x.eq(1 if spec.spiking else emit_values[lane]),
-                            ev_w.en.eq(1),
-                        ]
-                        left = pending & ~(Const(1, lanes) << lane)
-                        m.d.sync += [pending.eq(left), count.eq(count + 1)]
-                        with m.If(left == 0):
-                            block_done(k)
+                    with m.If(block < layer.blocks):
+                        word = event < n_events
+                        ready = (block != 0) | complete
+                        closing = Signal(name=f"closing{k}")
+                        m.d.comb += closing.eq(ready & (event + word == n_events))
+                        with m.If(((event != 0) | (block == 0) | free) & (word | ready)):
+                            m.d.comb += ev_r.addr.eq(event)
+                            m.d.sync += [acc1[k].eq(word), end1[k].eq(closing), blk1[k].eq(block)]
+                            with m.If(closing):
+                                m.d.sync += [event.eq(0), block.eq(block + 1)]
+                                if k < last:
+                                    with m.If(block == layer.blocks - 1):
+                                        enter_layer(k + 1)
+                            with m.Else():
+                                m.d.sync += event.eq(event + 1)
+                    if k == last:
+                        with m.Elif(drained(k)):
+                            step_done()
 
             with m.State("PRED_ADDR"):
                 m.d.comb += state_r[last].addr.eq(block)
@@ -568,26 +591,46 @@ class LearningCore(wiring.Component):
                         m.d.comb += rew_r.addr.eq(block)
                     with m.If(block < layer.blocks):
                         m.d.sync += [block.eq(block + 1), pf_valid.eq(1), pf_block.eq(block)]
-                    with m.Else():
-                        m.d.sync += pf_valid.eq(0)
-                        with m.If(~pf_valid):
-                            m.d.sync += [row.eq(0), row_block.eq(0), row_lane.eq(0)]
-                            m.next = f"SCAN_INIT_{k}"
+                    with m.Else():  # the last block's factors are written this cycle
+                        m.d.sync += [pf_valid.eq(0), row.eq(0), row_block.eq(0), row_lane.eq(0)]
+                        m.next = f"SCAN_INIT_{k}"
+                # With `intensity` encoding the input event list holds exactly the active
+                # input rows, in order: layer 1 walks it instead of scanning every input.
+                listed = k == 0 and spec.encoding == "intensity"
                 with m.State(f"SCAN_INIT_{k}"):
-                    m.d.comb += activity_addr(k, next_row=False)
+                    if listed:
+                        m.d.comb += ev_in_r.addr.eq(0)
+                        m.d.sync += event.eq(1)
+                    else:
+                        m.d.comb += activity_addr(k, ahead=0)
                     if spec.rule == "lfp" and k > 0:
                         m.d.sync += valid.eq(0)
-                    m.next = f"SCAN_{k}"
-                with m.State(f"SCAN_{k}"):
-                    m.d.comb += activity_addr(k, next_row=True)
-                    a = activity_of(k)
-                    with m.If((a != 0) & (active_blocks != 0)):
-                        m.d.sync += [activity.eq(a), remaining.eq(active_blocks)]
-                        m.next = f"VISIT_{k}"
+                    # A layer without post factors (or active rows) visits nothing: skip it.
+                    idle = active_blocks == 0
+                    if listed:
+                        idle |= n_ev_in == 0
+                    with m.If(idle):
+                        m.next = f"DRAIN_{k}"
                     with m.Else():
-                        advance_row(k)
+                        m.next = f"SCAN_{k}"
+                with m.State(f"SCAN_{k}"):
+                    if listed:
+                        m.d.comb += ev_in_r.addr.eq(event)
+                        m.d.sync += [
+                            row.eq(ev_in_r.data.row),
+                            activity.eq(listed_activity),
+                            remaining.eq(active_blocks),
+                        ]
+                        m.next = f"VISIT_{k}"
+                    else:
+                        m.d.comb += activity_addr(k, ahead=1)
+                        a = activity_of(k)
+                        with m.If(a != 0):
+                            m.d.sync += [activity.eq(a), remaining.eq(active_blocks)]
+                            m.next = f"VISIT_{k}"
+                        with m.Else():
+                            advance_row(k)
                 with m.State(f"VISIT_{k}"):
-                    m.d.comb += activity_addr(k, next_row=True)
                     b = lowest_set(m, remaining, f"visit_block{k}")
                     left = remaining & ~(Const(1, len(remaining)) << b)
                     m.d.comb += [
@@ -604,8 +647,38 @@ class LearningCore(wiring.Component):
                         vis_activity.eq(activity),
                         vis_last.eq(left == 0),
                     ]
-                    with m.If(left == 0):
-                        advance_row(k)
+                    # The last word of a row moves on to the next row: the next list entry, or
+                    # (scan) row i + 1, whose activity arrived: an active row follows without
+                    # a scan cycle, a silent one is passed over.
+                    if listed:
+                        with m.If(left != 0):
+                            m.d.comb += ev_in_r.addr.eq(event)
+                        with m.Elif(event == n_ev_in):
+                            m.next = f"DRAIN_{k}"
+                        with m.Else():
+                            m.d.comb += ev_in_r.addr.eq(event + 1)
+                            m.d.sync += [
+                                event.eq(event + 1),
+                                row.eq(ev_in_r.data.row),
+                                activity.eq(listed_activity),
+                                remaining.eq(active_blocks),
+                            ]
+                    else:
+                        with m.If(left == 0):
+                            m.d.comb += activity_addr(k, ahead=2)
+                            a = activity_of(k, ahead=1)
+                            with m.If(row == layer.n_in - 1):
+                                m.next = f"DRAIN_{k}"
+                            with m.Elif(a != 0):
+                                move_row(1)
+                                m.d.sync += [activity.eq(a), remaining.eq(active_blocks)]
+                            with m.Elif(row == layer.n_in - 2):
+                                m.next = f"DRAIN_{k}"
+                            with m.Else():
+                                move_row(2)
+                                m.next = f"SCAN_{k}"
+                        with m.Else():
+                            m.d.comb += activity_addr(k, ahead=1)
                 with m.State(f"DRAIN_{k}"):
                     if k > 0:
                         enter_learning(k - 1)
@@ -652,20 +725,29 @@ class LearningCore(wiring.Component):
                     m.d.sync += n_ev_in.eq(n_ev_in + 1)
                 counts.add(enc_valid, "inference", adds=1, compares=1)
 
+        fired_bits = []
         for k, layer in enumerate(layers):
             ev_r = ev_in_r if k == 0 else hidden_events[(k - 1) % 2][0]
+            m.d.sync += [
+                acc2[k].eq(acc1[k]),
+                end2[k].eq(end1[k]),
+                blk2[k].eq(blk1[k]),
+                upd[k].eq(end2[k]),
+                upd_block[k].eq(blk2[k]),
+            ]
             # ACC stage 2: the event arrived; address its weight word.
-            m.d.sync += [acc2[k].eq(acc1[k] & fsm.ongoing(f"ACC_{k}"))]
             with m.If(acc1[k]):
-                m.d.comb += weights_r[k].addr.eq(ev_r.data.row * layer.blocks + block)
+                m.d.comb += weights_r[k].addr.eq(ev_r.data.row * layer.blocks + blk1[k])
                 m.d.sync += acc2_x[k].eq(ev_r.data.x)
-            # ACC stage 3: the weight word arrived; accumulate.
+            # ACC stage 3: the weight word arrived; accumulate. A block's end reads its state.
             m.d.comb += [
                 macs[k].en.eq(acc2[k]),
                 macs[k].x.eq(acc2_x[k]),
                 macs[k].weights.eq(weights_r[k].data),
             ]
-            r = real_count(k, block)
+            with m.If(end2[k]):
+                m.d.comb += state_r[k].addr.eq(blk2[k])
+            r = real_count(k, blk2[k])
             counts.add(
                 acc2[k],
                 "inference",
@@ -674,9 +756,18 @@ class LearningCore(wiring.Component):
                 mults=r if layer.multi_bit else 0,
                 weight_reads=1,
             )
-            # UPD: the neuron unit reads the block's state and the sums.
+            # UPD: the block's sums are final; update its neurons while the MAC starts on the
+            # next block's first word.
             unit = neurons[k]
-            updating = fsm.ongoing(f"UPD_{k}")
+            updating = upd[k]
+            m.d.comb += [macs[k].clear.eq(updating), unit.real.eq(real_mask(k, upd_block[k]))]
+            with m.If(updating):
+                m.d.comb += [
+                    state_w[k].addr.eq(upd_block[k]),
+                    state_w[k].data.eq(unit.next),
+                    state_w[k].en.eq(1),
+                ]
+            r = real_count(k, upd_block[k])
             if spec.spiking:
                 current = Signal(data.ArrayLayout(signed(spec.acc_bits), lanes), name=f"i{k}")
                 for n in range(lanes):
@@ -700,6 +791,40 @@ class LearningCore(wiring.Component):
             else:
                 m.d.comb += unit.sums.eq(macs[k].sums)
                 counts.add(updating, "inference", state_reads=r, state_writes=r, compares=2 * r)
+            if k < last:
+                fired = unit.spikes if spec.spiking else unit.active
+                fired_bits.append(Mux(updating, fired << upd_block[k] * lanes, 0))
+                with m.If(updating):
+                    m.d.sync += emit_list.eq(k % 2)
+                    if not spec.spiking:
+                        m.d.sync += emit_block.eq(upd_block[k])
+                        for n in range(lanes):
+                            m.d.sync += emit_values[n].eq(unit.next[n].a)
+
+        # EMIT: append the lowest pending neuron to the next layer's list, one per cycle.
+        if last > 0:
+            neuron = lowest_set(m, pending, "emit_row")
+            arrived = functools.reduce(operator.or_, fired_bits)
+            m.d.sync += pending.eq(pending & ~(Const(1, len(pending)) << neuron) | arrived)
+            with m.If(pending != 0):
+                if spec.spiking:
+                    x = 1
+                elif lanes == 1:
+                    x = emit_values[0]
+                else:
+                    lane = Signal(range(lanes), name="emit_lane")
+                    m.d.comb += lane.eq(neuron - emit_block * lanes)
+                    x = emit_values[lane]
+                for n, (_, ev_w) in enumerate(hidden_events):
+                    with m.If(emit_list == n):
+                        count = n_hidden[n]
+                        m.d.comb += [
+                            ev_w.addr.eq(count),
+                            ev_w.data.row.eq(neuron),
+                            ev_w.data.x.eq(x),
+                            ev_w.en.eq(1),
+                        ]
+                        m.d.sync += count.eq(count + 1)
         counts.add(
             fsm.ongoing("PRED_LANE") & (pred_class != 0),
             "inference",
@@ -749,7 +874,9 @@ class LearningCore(wiring.Component):
                     m.d.comb += [pf_w.addr.eq(pf_block), pf_w.data.eq(unit.factors), pf_w.en.eq(1)]
                     with m.If(unit.nonzero):
                         m.d.sync += active_blocks.eq(active_blocks | (1 << pf_block))
-                counts.add(fsm.ongoing(f"SCAN_{k}"), "learning", state_reads=1)
+                # The activity scan reads every row once, whether a cycle of its own or the
+                # previous row's last visit scans it, or the layer is skipped.
+                counts.add(fsm.ongoing(f"SCAN_INIT_{k}"), "learning", state_reads=layer.n_in)
 
                 # VISIT stage 2: the word and its factors arrived; update and write back.
                 upd = updates[k]

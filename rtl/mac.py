@@ -1,6 +1,6 @@
 """Synaptic MAC lanes: one weight word per cycle accumulated into `lanes` exact sums."""
 
-from amaranth.hdl import Module, signed
+from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -10,7 +10,8 @@ from rtl.geometry import Geometry
 
 class MacLanes(wiring.Component):
     """`sum_j += W[i, j] · x_i` for the lanes of one word (contract §3: exact sums,
-    saturated once by the neuron). Spiking inputs add the weight: no multiplier."""
+    saturated once by the neuron). Spiking inputs add the weight: no multiplier. `clear`
+    restarts the sums (at the word landing with it, if `en`)."""
 
     def __init__(self, spec: CoreSpec, layer: int) -> None:
         self._spec = spec
@@ -31,8 +32,10 @@ class MacLanes(wiring.Component):
         for lane in range(self._spec.lanes):
             w = self.weights[lane]
             term = w * self.x if self._geometry.multi_bit else w
-            with m.If(self.clear):
+            # `clear` with `en` starts the next sum with this word: the core reads a finished
+            # block's sums in the cycle the next block's first word lands.
+            with m.If(self.en):
+                m.d.sync += self.sums[lane].eq(Mux(self.clear, 0, self.sums[lane]) + term)
+            with m.Elif(self.clear):
                 m.d.sync += self.sums[lane].eq(0)
-            with m.Elif(self.en):
-                m.d.sync += self.sums[lane].eq(self.sums[lane] + term)
         return m
