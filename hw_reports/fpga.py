@@ -35,6 +35,9 @@ from quant.errors import ConfigError
 ECP5_DEVICES = ("12k", "25k", "45k", "85k")  # LFE5U-*F; the package is CABGA381
 ECP5_PACKAGE = "CABGA381"
 ICE40_DEVICE, ICE40_PACKAGE = "up5k", "sg48"
+# The UP5K's block RAM (30 RAM4K of 4 kbit) is all Yosys maps the core's memories to: they
+# have separate read and write ports, which the single-port SPRAM does not.
+ICE40_RAM_BITS = 30 * 4096
 
 
 @dataclass(frozen=True)

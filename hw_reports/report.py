@@ -258,7 +258,7 @@ def area_by_unit(synthesis: dict, transistor_um2: float, bit_um2: float) -> dict
 def _hardware(spec: CoreSpec, twin: CoreSpec, work: Path, config: ReportConfig, progress: bool):
     """Generic synthesis (area per unit) of both cores; ECP5 place and route of both and an
     iCE40 UP5K fit of the learning core. Weights are left zero: they do not change area."""
-    from hw_reports.fpga import fit_ice40, implement_ecp5
+    from hw_reports.fpga import ICE40_RAM_BITS, fit_ice40, implement_ecp5
     from hw_reports.synth import synthesize_generic
     from rtl.emit import write_core
 
@@ -303,13 +303,22 @@ def _hardware(spec: CoreSpec, twin: CoreSpec, work: Path, config: ReportConfig, 
             )
             for variant in variants
         }
-        result["ice40"] = _stage(
-            work,
-            "ice40-learning",
-            _key(_digest(sources["learning"]), "ice40"),
-            lambda: fit_ice40(sources["learning"], work / "ice40-learning").to_json(),
-            progress,
-        )
+        bits = sum(m.bits for m in memories(spec))
+        if bits > ICE40_RAM_BITS:  # no need to synthesise what cannot fit
+            result["ice40"] = {
+                "device": "iCE40-UP5K",
+                "fits": False,
+                "failure": f"not attempted: {bits:,} memory bits, the UP5K's block RAM "
+                f"holds {ICE40_RAM_BITS:,}",
+            }
+        else:
+            result["ice40"] = _stage(
+                work,
+                "ice40-learning",
+                _key(_digest(sources["learning"]), "ice40"),
+                lambda: fit_ice40(sources["learning"], work / "ice40-learning").to_json(),
+                progress,
+            )
     return result
 
 
