@@ -545,7 +545,7 @@ def _hardware_markdown(result: dict) -> list[str]:
     if "ice40" in result:
         ice = result["ice40"]
         lines += [
-            f"iCE40 {ice['device']}: "
+            f"{ice['device']}: "
             + (
                 f"the learning core fits (Fmax {_num(ice['fmax_mhz'])} MHz)."
                 if ice["fits"]
