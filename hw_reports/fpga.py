@@ -33,6 +33,25 @@ from quant.atomic import atomic_write_json
 from quant.errors import ConfigError
 
 ECP5_DEVICES = ("12k", "25k", "45k", "85k")  # LFE5U-*F; the package is CABGA381
+# (LUT4, MULT18X18D, DP16KD) of each device, from Lattice's ECP5 family data sheet.
+ECP5_CAPACITY = {
+    "12k": (12288, 28, 32),
+    "25k": (24288, 28, 56),
+    "45k": (43848, 72, 108),
+    "85k": (83640, 156, 208),
+}
+
+
+def smallest_ecp5(luts: int, dsps: int, brams: int) -> str:
+    """The smallest device (from 25k up) with room for the estimated resources; the largest
+    when none has, so that place and route names what overflows."""
+    for device in ECP5_DEVICES[1:]:
+        lut_cap, dsp_cap, bram_cap = ECP5_CAPACITY[device]
+        if luts <= 0.9 * lut_cap and dsps <= dsp_cap and brams <= bram_cap:
+            return device
+    return ECP5_DEVICES[-1]
+
+
 ECP5_PACKAGE = "CABGA381"
 ICE40_DEVICE, ICE40_PACKAGE = "up5k", "sg48"
 # The UP5K's block RAM (30 RAM4K of 4 kbit) is all Yosys maps the core's memories to: they

@@ -258,7 +258,7 @@ def area_by_unit(synthesis: dict, transistor_um2: float, bit_um2: float) -> dict
 def _hardware(spec: CoreSpec, twin: CoreSpec, work: Path, config: ReportConfig, progress: bool):
     """Generic synthesis (area per unit) of both cores; ECP5 place and route of both and an
     iCE40 UP5K fit of the learning core. Weights are left zero: they do not change area."""
-    from hw_reports.fpga import ICE40_RAM_BITS, fit_ice40, implement_ecp5
+    from hw_reports.fpga import ICE40_RAM_BITS, fit_ice40, implement_ecp5, smallest_ecp5
     from hw_reports.synth import synthesize_generic
     from rtl.emit import write_core
 
@@ -293,12 +293,18 @@ def _hardware(spec: CoreSpec, twin: CoreSpec, work: Path, config: ReportConfig, 
             "learning_overhead_pct": 100 * (totals["learning"] / totals["inference_only"] - 1),
         }
     if config.fpga:
+        devices = {}
+        for variant, s in variants.items():
+            guess = estimate(s)
+            devices[variant] = smallest_ecp5(guess.luts, guess.dsps, guess.brams)
         result["fpga"] = {
             variant: _stage(
                 work,
                 f"ecp5-{variant}",
-                _key(_digest(sources[variant]), "ecp5"),
-                lambda v=variant: implement_ecp5(sources[v], work / f"ecp5-{v}").to_json(),
+                _key(_digest(sources[variant]), "ecp5", devices[variant]),
+                lambda v=variant: implement_ecp5(
+                    sources[v], work / f"ecp5-{v}", devices[v]
+                ).to_json(),
                 progress,
             )
             for variant in variants
@@ -518,11 +524,12 @@ def _hardware_markdown(result: dict) -> list[str]:
 
     rows = [[label, *(cell(v, key) for v in VARIANTS)] for label, key in fields]
     title = (
-        f"## FPGA: {fpga['learning']['device']} (Yosys + nextpnr)"
+        "## FPGA: ECP5 (Yosys + nextpnr, the smallest device the estimate fits)"
         if fpga
         else ("## FPGA: ECP5 estimate (no place and route run)")
     )
     if fpga:
+        rows.insert(0, ["device", *(fpga[v]["device"] for v in VARIANTS)])
         rows.append(["Fmax (MHz)", *(_num(fpga[v]["fmax_mhz"]) for v in VARIANTS)])
     lines += [
         title,
