@@ -13,6 +13,7 @@ digits cores (`CALIBRATION`), so the estimate's error on other specs measures th
 import math
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from quant.counters import KINDS, PHASES
 from quant.spec import CoreSpec
@@ -31,7 +32,7 @@ CALIBRATION = {
     "drtp": {"luts": 14729, "flip_flops": 2876},
     "none": {"luts": 10478, "flip_flops": 1998},
 }
-CALIBRATION_SPEC = "configs/digits.toml"
+CALIBRATION_SPEC = Path(__file__).parents[1] / "configs" / "digits.toml"
 
 
 @dataclass(frozen=True)

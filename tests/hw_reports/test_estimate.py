@@ -5,7 +5,7 @@ import gzip
 from dataclasses import replace
 from pathlib import Path
 
-from hw_reports.estimate import CALIBRATION, brams, estimate, lutram
+from hw_reports.estimate import CALIBRATION, _rates, brams, estimate, lutram
 from hw_reports.fpga import parse_nextpnr_report
 from quant.spec import load_spec
 from rtl.core import MemoryInfo
@@ -43,3 +43,10 @@ def test_learning_and_width_cost_resources() -> None:
     assert lfp.dsps > base.dsps
     wide = estimate(replace(DIGITS, lanes=16))
     assert wide.luts > base.luts and wide.dsps > base.dsps
+
+
+def test_estimate_does_not_depend_on_the_working_directory(tmp_path, monkeypatch) -> None:
+    expected = estimate(DIGITS)
+    _rates.cache_clear()
+    monkeypatch.chdir(tmp_path)
+    assert estimate(DIGITS) == expected
