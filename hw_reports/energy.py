@@ -181,7 +181,7 @@ def prices(
     geo = Geometry(spec)
 
     def largest(prefix: str) -> MemoryInfo | None:
-        found = [m for m in mems if m.name.rstrip("0123456789") == prefix]
+        found = [m for m in mems if m.kind == prefix]
         return max(found, key=lambda m: m.bits) if found else None
 
     def access(prefix: str, per_neuron: bool = False) -> Price:

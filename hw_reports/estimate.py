@@ -107,8 +107,9 @@ def _rates() -> dict[str, tuple[float, float]]:
     return rates
 
 
-def estimate(spec: CoreSpec) -> ResourceEstimate:
-    mems = memories(spec)
+def estimate(spec: CoreSpec, mems: tuple[MemoryInfo, ...] | None = None) -> ResourceEstimate:
+    """The estimate for `spec`; `mems` is its memory list when already elaborated."""
+    mems = mems if mems is not None else memories(spec)
     bits = datapath_bits(spec, mems)
     rates = _rates()
 

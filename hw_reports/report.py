@@ -19,15 +19,22 @@ from pathlib import Path
 
 import numpy as np
 
-from hw_reports.energy import UNIT_OF_KIND, EnergyReport, check_counters, energy, load_table
-from hw_reports.estimate import estimate
+from hw_reports.energy import (
+    UNIT_OF_KIND,
+    EnergyReport,
+    EnergyTable,
+    check_counters,
+    energy,
+    load_table,
+)
+from hw_reports.estimate import ResourceEstimate, estimate
 from hw_reports.markdown import markdown_table
 from hw_reports.published import PUBLISHED
 from quant.atomic import atomic_write_json, atomic_write_text
 from quant.counters import PHASES
 from quant.errors import PlasticoreError
 from quant.spec import CoreSpec, spec_to_toml
-from rtl.core import MemoryInfo, memories
+from rtl.core import MemoryInfo, memories, unindexed
 from sim.chip.golden import GoldenCore
 from sim.chip.params import initial_weights
 from sim.chip.train import dataset_codes
@@ -158,7 +165,7 @@ def build_report(
     out = Path(out_dir)
     work = out / "stages"
     work.mkdir(parents=True, exist_ok=True)
-    twin = spec.inference_only()
+    variants = {"learning": spec, "inference_only": spec.inference_only()}
     weights = [np.asarray(w) for w in (weights or initial_weights(spec))]
     dataset = load_dataset(config.data, seed=0, root=config.data_root)
     x, _ = dataset_codes(spec, dataset)
@@ -176,12 +183,12 @@ def build_report(
             lambda s=s: golden_counters(s, weights, x[:n], labels[:n]),
             progress,
         )
-        for variant, s in (("learning", spec), ("inference_only", twin))
+        for variant, s in variants.items()
     }
-    mems = {"learning": memories(spec), "inference_only": memories(twin)}
+    mems = {variant: memories(s) for variant, s in variants.items()}
     energies = {
         variant: energy(s, counts[variant], n, table, mems[variant])
-        for variant, s in (("learning", spec), ("inference_only", twin))
+        for variant, s in variants.items()
     }
     result: dict = {
         "spec": spec.name,
@@ -214,10 +221,9 @@ def build_report(
         )
     if progress and (config.synth or config.fpga):
         print("  synthesis and place and route take minutes per core", file=sys.stderr)
-    result["estimate"] = {
-        v: asdict(estimate(s)) for v, s in (("learning", spec), ("inference_only", twin))
-    }
-    result.update(_hardware(spec, twin, work, config, progress))
+    estimates = {v: estimate(s, mems[v]) for v, s in variants.items()}
+    result["estimate"] = {v: asdict(e) for v, e in estimates.items()}
+    result.update(_hardware(variants, mems, estimates, table, work, config, progress))
     write_report(result, out)
     return result
 
@@ -247,15 +253,23 @@ def area_by_unit(synthesis: dict, transistor_um2: float, bit_um2: float) -> dict
     units: dict[str, float] = {}
     for path, module in synthesis["modules"].items():
         name = path.split(".")[-1] if "." in path else ""
-        unit = LOGIC_UNITS.get(name.rstrip("0123456789"), TOP_UNIT)
+        unit = LOGIC_UNITS.get(unindexed(name), TOP_UNIT)
         units[unit] = units.get(unit, 0.0) + module["transistors"] * transistor_um2
     for memory in synthesis["memories"]:
-        unit = MEMORY_UNITS.get(memory["name"].rstrip("0123456789"), OTHER_MEMORIES)
+        unit = MEMORY_UNITS.get(unindexed(memory["name"]), OTHER_MEMORIES)
         units[unit] = units.get(unit, 0.0) + memory["bits"] * bit_um2
     return units
 
 
-def _hardware(spec: CoreSpec, twin: CoreSpec, work: Path, config: ReportConfig, progress: bool):
+def _hardware(
+    variants: dict[str, CoreSpec],
+    mems: dict[str, tuple[MemoryInfo, ...]],
+    estimates: dict[str, ResourceEstimate],
+    table: EnergyTable,
+    work: Path,
+    config: ReportConfig,
+    progress: bool,
+) -> dict:
     """Generic synthesis (area per unit) of both cores; ECP5 place and route of both and an
     iCE40 UP5K fit of the learning core. Weights are left zero: they do not change area."""
     from hw_reports.fpga import ICE40_RAM_BITS, fit_ice40, implement_ecp5, smallest_ecp5
@@ -265,8 +279,6 @@ def _hardware(spec: CoreSpec, twin: CoreSpec, work: Path, config: ReportConfig, 
     result: dict = {}
     if not (config.synth or config.fpga):
         return result
-    table = load_table(config.table)
-    variants = {"learning": spec, "inference_only": twin}
     sources = {}
     for variant, s in variants.items():
         sources[variant], _ = write_core(s, work / f"rtl-{variant}")
@@ -293,10 +305,7 @@ def _hardware(spec: CoreSpec, twin: CoreSpec, work: Path, config: ReportConfig, 
             "learning_overhead_pct": 100 * (totals["learning"] / totals["inference_only"] - 1),
         }
     if config.fpga:
-        devices = {}
-        for variant, s in variants.items():
-            guess = estimate(s)
-            devices[variant] = smallest_ecp5(guess.luts, guess.dsps, guess.brams)
+        devices = {v: smallest_ecp5(e.luts, e.dsps, e.brams) for v, e in estimates.items()}
         result["fpga"] = {
             variant: _stage(
                 work,
@@ -309,7 +318,7 @@ def _hardware(spec: CoreSpec, twin: CoreSpec, work: Path, config: ReportConfig, 
             )
             for variant in variants
         }
-        bits = sum(m.bits for m in memories(spec))
+        bits = sum(m.bits for m in mems["learning"])
         if bits > ICE40_RAM_BITS:  # no need to synthesise what cannot fit
             result["ice40"] = {
                 "device": "iCE40-UP5K",

@@ -110,6 +110,11 @@ class _Counts:
 LEARNING_MEMORIES = ("factors", "rewards", "projection")
 
 
+def unindexed(name: str) -> str:
+    """A per-layer memory's or submodule's name without its layer index ("weights1")."""
+    return name.rstrip("0123456789")
+
+
 @dataclass(frozen=True)
 class MemoryInfo:
     """One memory of the core as elaborated: what the area and energy models price."""
@@ -123,8 +128,12 @@ class MemoryInfo:
         return self.width * self.depth
 
     @property
+    def kind(self) -> str:
+        return unindexed(self.name)
+
+    @property
     def learning(self) -> bool:
-        return self.name.rstrip("0123456789") in LEARNING_MEMORIES
+        return self.kind in LEARNING_MEMORIES
 
 
 def memories(spec: CoreSpec) -> tuple[MemoryInfo, ...]:
@@ -690,18 +699,22 @@ class LearningCore(wiring.Component):
                 m.next = "IDLE"
 
         # -- pipeline stages that run behind the sequencer ------------------------------------
+        def append_event(port: object, count: Signal, row: object, x: object) -> None:
+            """Write event (row, x) at the end of an event list and count it."""
+            m.d.comb += [
+                port.addr.eq(count),
+                port.data.row.eq(row),
+                port.data.x.eq(x),
+                port.en.eq(1),
+            ]
+            m.d.sync += count.eq(count + 1)
+
         # ENC stage 2: the input code arrived; run the encoder and append an event.
         with m.If(enc_valid):
             x = inp_r.data
             if spec.encoding == "intensity":
                 with m.If(x != 0):
-                    m.d.comb += [
-                        ev_in_w.addr.eq(n_ev_in),
-                        ev_in_w.data.row.eq(enc_row),
-                        ev_in_w.data.x.eq(x),
-                        ev_in_w.en.eq(1),
-                    ]
-                    m.d.sync += n_ev_in.eq(n_ev_in + 1)
+                    append_event(ev_in_w, n_ev_in, enc_row, x)
             else:
                 full = 1 << spec.input_bits
                 phase = Signal(spec.input_bits + 2)
@@ -716,13 +729,7 @@ class LearningCore(wiring.Component):
                     cnt_w.en.eq(1),
                 ]
                 with m.If(spike):
-                    m.d.comb += [
-                        ev_in_w.addr.eq(n_ev_in),
-                        ev_in_w.data.row.eq(enc_row),
-                        ev_in_w.data.x.eq(1),
-                        ev_in_w.en.eq(1),
-                    ]
-                    m.d.sync += n_ev_in.eq(n_ev_in + 1)
+                    append_event(ev_in_w, n_ev_in, enc_row, 1)
                 counts.add(enc_valid, "inference", adds=1, compares=1)
 
         fired_bits = []
@@ -817,14 +824,7 @@ class LearningCore(wiring.Component):
                     x = emit_values[lane]
                 for n, (_, ev_w) in enumerate(hidden_events):
                     with m.If(emit_list == n):
-                        count = n_hidden[n]
-                        m.d.comb += [
-                            ev_w.addr.eq(count),
-                            ev_w.data.row.eq(neuron),
-                            ev_w.data.x.eq(x),
-                            ev_w.en.eq(1),
-                        ]
-                        m.d.sync += count.eq(count + 1)
+                        append_event(ev_w, n_hidden[n], neuron, x)
         counts.add(
             fsm.ongoing("PRED_LANE") & (pred_class != 0),
             "inference",
