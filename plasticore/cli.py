@@ -223,12 +223,15 @@ def _chip_train(args: argparse.Namespace) -> int:
 
 
 def _rtl(args: argparse.Namespace) -> int:
-    from rtl.emit import write_core
+    from firmware.package import write_package
+    from sim.chip.params import initial_weights
 
     spec = load_spec(args.spec)
-    weights = load_params(args.params, spec)[0] if args.params else None
-    source, info = write_core(spec, args.out, weights)
-    print(f"{source}\n{info}")
+    weights = load_params(args.params, spec)[0] if args.params else initial_weights(spec, "zero")
+    package = write_package(spec, weights, args.out)
+    print(f"{package.verilog}\n{package.manifest}\n{package.core_file}\n{package.c_dir}")
+    for path in package.images:
+        print(path)
     return 0
 
 
@@ -467,9 +470,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quiet", action="store_true", help="no progress bars")
     q.set_defaults(func=_quantize)
 
-    r = sub.add_parser("rtl", help="write the core's Verilog and manifest")
+    r = sub.add_parser(
+        "rtl",
+        help="write the core's Verilog, memory images, manifest, C driver and FuseSoC core",
+    )
     r.add_argument("--spec", required=True, help="TOML core spec, e.g. configs/digits.toml")
-    r.add_argument("--params", default=None, help="params.npz to preload the weights")
+    r.add_argument(
+        "--params", default=None, help="params.npz for the weight images (default: zeros)"
+    )
     r.add_argument("--out", default="build", help="output directory")
     r.set_defaults(func=_rtl)
 

@@ -14,11 +14,23 @@ import time
 import cocotb
 import numpy as np
 
+from firmware.driver import CoreDriver, to_signed
 from quant.atomic import atomic_write_json
 from quant.counters import KINDS, PHASES
-from quant.spec import spec_from_toml
-from rtl.cocotb_host import CoreHost
+from quant.errors import BusError
+from quant.spec import CoreSpec, spec_from_toml
+from rtl.cocotb_bus import CocotbWishbone
 from sim.chip.golden import GoldenCore
+
+
+async def _driver(dut: object, spec: CoreSpec) -> CoreDriver:
+    """The driver on the simulated core's bus, out of reset and identified."""
+    bus = CocotbWishbone(dut)
+    await bus.start()
+    driver = CoreDriver(bus, spec)
+    await driver.identify()
+    return driver
+
 
 COMPARED_KINDS = tuple(kind for kind in KINDS if kind != "cycles")
 
@@ -41,8 +53,7 @@ async def verify_against_golden(dut: object) -> None:
     inputs, labels = job["inputs"], job["labels"]
     learn, check_every = bool(job["learn"]), int(job["check_every"])
     golden = GoldenCore(spec, weights)
-    host = CoreHost(dut, spec)
-    await host.start()
+    host = await _driver(dut, spec)
     mismatches: list[str] = []
     coverage = {"labels": set(), "saturated_weights": 0, "silent_samples": 0, "learn_steps": 0}
     began = time.perf_counter()
@@ -50,14 +61,13 @@ async def verify_against_golden(dut: object) -> None:
         label = int(y) if learn else None
         before = [w.copy() for w in golden.weights]
         forward = golden.learn(x, label) if learn else golden.infer(x)
-        await host.run([int(v) for v in x], label)
-        prediction = await host.register("prediction")
+        prediction = await host.run(x, label)
         if prediction != forward.prediction:
             mismatches.append(
                 f"sample {s}: prediction: rtl {prediction}, golden {forward.prediction}"
             )
         outputs = await host.outputs()
-        for c, (r, g) in enumerate(zip(outputs, forward.output.tolist(), strict=True)):
+        for c, (r, g) in enumerate(zip(outputs.tolist(), forward.output.tolist(), strict=True)):
             if r != g:
                 mismatches.append(
                     f"sample {s}: layer {len(spec.hidden)} neuron {c}: output rtl {r}, golden {g}"
@@ -76,7 +86,7 @@ async def verify_against_golden(dut: object) -> None:
         last_sample = s == len(inputs) - 1
         if learn and ((s + 1) % check_every == 0 or last_sample):
             for k, expected in enumerate(golden.weights):
-                got = np.array(await host.weights(k))
+                got = await host.read_weights(k)
                 diff = np.argwhere(got != expected)
                 for i, j in diff[:5]:
                     mismatches.append(
@@ -105,16 +115,10 @@ async def verify_against_golden(dut: object) -> None:
 @cocotb.test()
 async def bus_registers(dut: object) -> None:
     """Every register and memory region answers as the memory map documents."""
-    from rtl.cocotb_host import BusError
-    from rtl.core import spec_hash
-    from rtl.memory_map import IDENT
-
     job = np.load(os.environ["PLASTICORE_JOB"])
     spec = spec_from_toml(str(job["spec"]))
-    host = CoreHost(dut, spec)
-    await host.start()
-    assert await host.register("ident") == IDENT
-    assert await host.register("spec_hash") == spec_hash(spec)
+    host = await _driver(dut, spec)
+    bus = host.bus
     assert await host.register("status") == 0
     for label in (spec.classes - 1, 0):
         await host.set_register("label", label)
@@ -132,19 +136,19 @@ async def bus_registers(dut: object) -> None:
     n_in, n_out = spec.layer_sizes[last_layer], spec.layer_sizes[-1]
     for i, j, value in ((0, 0, w.max_int), (n_in - 1, n_out - 1, w.min_int), (0, n_out - 1, -1)):
         address = host.map.weight_address(last_layer, i, j)
-        await host.write(address, value & 0xFFFFFFFF)
-        assert await host.read(address) - (1 << 32) * (value < 0) == value
+        await bus.write(address, value & 0xFFFFFFFF)
+        assert to_signed(await bus.read(address)) == value
     if n_out % spec.lanes:  # a padding lane reads zero and ignores writes
         padding = host.map.weight_address(last_layer, 0, n_out - 1) + 1
-        await host.write(padding, 1)
-        assert await host.read(padding) == 0
-    await host.write(host.map.input_address(spec.inputs - 1), 1)
+        await bus.write(padding, 1)
+        assert await bus.read(padding) == 0
+    await bus.write(host.map.input_address(spec.inputs - 1), 1)
     counters = await host.counters()
     assert all(v == 0 for phase in counters.values() for v in phase.values())
     await host.set_register("ctrl", 1)  # start an inference, then poke while busy
     assert await host.register("status") & 1
     try:
-        await host.write(host.map.input_address(0), 1)
+        await bus.write(host.map.input_address(0), 1)
         raise AssertionError("input write while busy was accepted")
     except BusError:
         pass
@@ -152,6 +156,6 @@ async def bus_registers(dut: object) -> None:
         pass
     counters = await host.counters()
     assert counters["inference"]["cycles"] > 0 and counters["learning"]["cycles"] == 0
-    await host.set_register("ctrl", 4)
+    await host.clear_counters()
     counters = await host.counters()
     assert all(v == 0 for phase in counters.values() for v in phase.values())

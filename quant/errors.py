@@ -17,3 +17,7 @@ class ConfigError(PlasticoreError, ValueError):
 
 class DatasetError(PlasticoreError):
     """A dataset that cannot be loaded; the message names the file and what is wrong."""
+
+
+class BusError(PlasticoreError):
+    """The core refused a bus cycle (`err`), or the link to it failed; the message says which."""

@@ -34,7 +34,6 @@ core is idle.
 """
 
 import functools
-import hashlib
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from quant.counters import KINDS, PHASES
-from quant.spec import CoreSpec, spec_to_toml
+from quant.spec import CoreSpec
 from quant.tables import projection_rom, projection_seed
 from rtl.arith import lfsr_states, saturate
 from rtl.bus import DATA_BITS, wishbone
@@ -55,14 +54,9 @@ from rtl.drtp import DRTPFactors
 from rtl.geometry import Geometry, address_bits
 from rtl.lfp import LFPFactors
 from rtl.mac import MacLanes
-from rtl.memory_map import IDENT, REGISTERS, MemoryMap, counter_address
+from rtl.memory_map import CTRL_BITS, IDENT, REGISTERS, MemoryMap, counter_address, spec_hash
 from rtl.neuron import HardTanhLanes, LIFLanes, output_of, word_layout
 from rtl.update import UpdateLanes
-
-
-def spec_hash(spec: CoreSpec) -> int:
-    """First 32 bits of the SHA-256 of the spec's TOML: which spec a core was built from."""
-    return int.from_bytes(hashlib.sha256(spec_to_toml(spec).encode()).digest()[:4], "big")
 
 
 def lowest_set(m: Module, mask: Signal, name: str) -> Signal:
@@ -81,6 +75,18 @@ def weight_words(spec: CoreSpec, weights: np.ndarray) -> list[list[int]]:
     padded = np.zeros((n_in, spec.blocks(n_out) * lanes), dtype=np.int64)
     padded[:, :n_out] = weights
     return padded.reshape(-1, lanes).tolist()
+
+
+def projection_words(spec: CoreSpec, layer: int) -> list[int]:
+    """DRTP projection ROM of hidden `layer`: one bit per lane (1: +1, 0: −1), one word per
+    (label, block), label-major, zero-padded like the weights."""
+    rows = projection_rom(spec, layer) > 0
+    lanes = spec.lanes
+    padded = np.zeros((spec.classes, spec.blocks(rows.shape[1]) * lanes), dtype=bool)
+    padded[:, : rows.shape[1]] = rows
+    return [
+        int(sum(int(bit) << n for n, bit in enumerate(word))) for word in padded.reshape(-1, lanes)
+    ]
 
 
 class _Counts:
@@ -213,14 +219,7 @@ class LearningCore(wiring.Component):
         projection_r = {}
         if spec.rule == "drtp" and spec.projection == "rom":
             for k in range(last):
-                rows = projection_rom(spec, k) > 0
-                blocks = layers[k].blocks
-                padded = np.zeros((spec.classes, blocks * lanes), dtype=bool)
-                padded[:, : rows.shape[1]] = rows
-                words = [
-                    int(sum(int(bit) << n for n, bit in enumerate(word)))
-                    for word in padded.reshape(-1, lanes)
-                ]
+                words = projection_words(spec, k)
                 projection_r[k] = memory(f"projection{k}", lanes, len(words), words).read_port()
 
         # -- registers -----------------------------------------------------------------------
@@ -300,13 +299,13 @@ class LearningCore(wiring.Component):
                         m.d.comb += read_value.eq(IDENT)
                     with m.Case(regs["ctrl"]), m.If(b_we):
                         m.d.comb += [
-                            start.eq(b_dat[0] & ~busy),
-                            counters.clear.eq(b_dat[2]),
+                            start.eq(b_dat[CTRL_BITS["start"]] & ~busy),
+                            counters.clear.eq(b_dat[CTRL_BITS["clear"]]),
                         ]
-                        with m.If(b_dat[0] & busy):
+                        with m.If(b_dat[CTRL_BITS["start"]] & busy):
                             m.d.comb += write_ok.eq(0)
                     with m.Case(regs["status"]):
-                        m.d.comb += read_value.eq(Cat(busy, done))
+                        m.d.comb += read_value.eq(Cat(busy, done))  # STATUS_BITS order
                     with m.Case(regs["label"]):
                         m.d.comb += read_value.eq(label)
                         with m.If(b_we):
@@ -511,7 +510,7 @@ class LearningCore(wiring.Component):
                 m.d.sync += [
                     busy.eq(1),
                     done.eq(0),
-                    learn.eq(b_dat[1] & int(learning)),
+                    learn.eq(b_dat[CTRL_BITS["learn"]] & int(learning)),
                     in_learning.eq(0),
                     t.eq(0),
                     event.eq(0),

@@ -1,6 +1,7 @@
 """Verilog emission: the core for a spec, and a manifest that says what was generated."""
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,16 +11,46 @@ from amaranth.back import verilog
 from quant.atomic import atomic_write_text
 from quant.counters import KINDS, PHASES
 from quant.spec import CoreSpec, spec_to_toml
-from rtl.core import LearningCore, spec_hash
-from rtl.memory_map import COUNTER_BITS, REGISTERS, MemoryMap, counter_address
+from rtl.core import LearningCore
+from rtl.memory_map import COUNTER_BITS, REGISTERS, MemoryMap, counter_address, spec_hash
 
 TOP = "plasticore_core"
 
 
-def verilog_text(spec: CoreSpec, weights: Sequence[np.ndarray] | None = None) -> str:
-    """The core as Verilog; `weights` preload the weight memories (else zero)."""
+def image_memories(spec: CoreSpec) -> tuple[str, ...]:
+    """The memories a memory image initialises (`firmware.images` writes `<name>.hex`)."""
+    names = [f"weights{k}" for k in range(len(spec.hidden) + 1)]
+    if spec.rule == "drtp" and spec.projection == "rom":
+        names += [f"projection{k}" for k in range(len(spec.hidden))]
+    return tuple(names)
+
+
+def load_from_images(text: str, names: Sequence[str]) -> str:
+    """Replace the word-by-word `initial` block of each memory in `names` by `$readmemh`.
+
+    The file name is relative: simulators resolve it from their working directory, Yosys
+    also from the Verilog file's directory, so images sit next to the Verilog."""
+    for name in names:
+        pattern = re.compile(
+            rf"(  reg \[\d+:0\] {name} \[\d+:0\];\n)  initial begin\n"
+            rf"(?:    {name}\[\d+\] = [^;]+;\n)+  end\n"
+        )
+        text, found = pattern.subn(rf'\1  initial $readmemh("{name}.hex", {name});\n', text)
+        if found != 1:
+            raise RuntimeError(f"memory {name!r}: {found} initialisers in the Verilog, expected 1")
+    return text
+
+
+def verilog_text(
+    spec: CoreSpec, weights: Sequence[np.ndarray] | None = None, images: bool = False
+) -> str:
+    """The core as Verilog; `weights` preload the weight memories (else zero).
+
+    With `images`, the weight and projection memories load their `$readmemh` image files
+    (`firmware.images`) instead of carrying their contents in the Verilog."""
     core = LearningCore(spec, weights)
-    return verilog.convert(core, name=TOP, emit_src=False)
+    text = verilog.convert(core, name=TOP, emit_src=False)
+    return load_from_images(text, image_memories(spec)) if images else text
 
 
 def manifest(spec: CoreSpec) -> dict:

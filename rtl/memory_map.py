@@ -6,11 +6,12 @@ generated from them, and the manifest lists them. Addresses are in 32-bit bus wo
 so decoding compares high address bits only.
 """
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
 from quant.counters import KINDS, PHASES
-from quant.spec import CoreSpec
+from quant.spec import CoreSpec, spec_to_toml
 from rtl.geometry import Geometry, address_bits
 
 IDENT = 0x504C4352  # "PLCR"
@@ -25,8 +26,16 @@ REGISTERS: dict[str, tuple[int, str, str]] = {
     "lfsr": (5, "rw", "rounding LFSR state (write only while idle; 0 is refused)"),
     "spec_hash": (6, "r", "first 32 bits of the SHA-256 of the spec's TOML"),
 }
+# Bit positions of the fields of `ctrl` (write) and `status` (read).
+CTRL_BITS = {"start": 0, "learn": 1, "clear": 2}
+STATUS_BITS = {"busy": 0, "done": 1}
 COUNTER_BASE = 0x40  # phase-major, kind-minor, two words (low, high) per 48-bit counter
 COUNTER_BITS = 48
+
+
+def spec_hash(spec: CoreSpec) -> int:
+    """First 32 bits of the SHA-256 of the spec's TOML: which spec a core was built from."""
+    return int.from_bytes(hashlib.sha256(spec_to_toml(spec).encode()).digest()[:4], "big")
 
 
 @dataclass(frozen=True)

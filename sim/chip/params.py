@@ -33,7 +33,7 @@ def initial_weights(spec: CoreSpec, init: str = "random", seed: int = 0) -> list
     sizes = spec.layer_sizes
     if init == "zero":
         return [np.zeros((sizes[k], sizes[k + 1]), dtype=np.int64) for k in range(len(sizes) - 1)]
-    bound = max(1, 1 << (spec.weight_bits - 4))
+    bound = 1 << max(0, spec.weight_bits - 4)
     rng = np.random.default_rng(seed)
     return [
         rng.integers(-bound, bound + 1, size=(sizes[k], sizes[k + 1]), dtype=np.int64)

@@ -132,7 +132,7 @@ def test_quantize_refusals_give_one_line(args, phrase, capsys):
 
 def test_rtl_writes_verilog_and_manifest(tmp_path) -> None:
     from quant.spec import CoreSpec
-    from rtl.core import spec_hash
+    from rtl.memory_map import spec_hash
 
     spec = CoreSpec(
         name="tiny",
