@@ -33,6 +33,12 @@ DEMO = TrainConfig(
 DEMO_OVERRIDES: dict[str, dict[str, object]] = {
     "shallow": {"lr": 1e-2},
     "lfp": {"lr": 1e-2, "optimizer": "sgd", "momentum": 0.9},
+    "dp": {"hidden_activation": "relu"},
+    "dpt": {"hidden_activation": "relu"},
+    "frfb": {"hidden_activation": "hardtanh", "optimizer": "sgd", "lr": 0.05},
+    "urfb": {"hidden_activation": "hardtanh", "optimizer": "sgd", "lr": 0.05},
+    "dtp": {"lr": 3e-3},
+    "fwdtp": {"lr": 3e-3},
 }
 
 
@@ -145,6 +151,25 @@ def _compare_rules(args: argparse.Namespace) -> int:
     return 0
 
 
+# Options of the dual-propagation, random-feedback and target-propagation rules; their
+# defaults are TrainConfig's.
+RULE_OPTIONS = {
+    "dp_alpha": "DP/DP⊤ α in [0, 1]",
+    "dp_beta": "DP/DP⊤ nudging strength β",
+    "dp_sweeps": "DP/DP⊤ up-and-down sweeps per step",
+    "dp_loss": "DP/DP⊤ output loss: mse or ce",
+    "dp_damping": "DP damping at α in {0, 1} (0: undamped)",
+    "hinge_mu": "URFB/FRFB hinge-loss μ",
+    "connectivity": "URFB/FRFB fraction of connections kept",
+    "target_step": "DTP/FW-DTP output target step β",
+    "feedback_init": "DTP/FW-DTP feedback init: uniform, orthogonal, he_uniform",
+    "feedback_scale": "DTP/FW-DTP feedback scale",
+    "feedback_steps": "DTP feedback training steps per minibatch",
+    "feedback_noise": "DTP reconstruction noise σ",
+    "feedback_lr": "DTP feedback learning rate",
+}
+
+
 def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         rule=args.rule,
@@ -171,6 +196,7 @@ def _train(args: argparse.Namespace) -> int:
         beta=args.beta,
         threshold=args.threshold,
         time_steps=args.time_steps,
+        **{name: getattr(args, name) for name in RULE_OPTIONS},
     )
     result = train(config, out_dir=args.out, resume=args.resume, progress=not args.quiet)
     print(result_table([result]))
@@ -427,6 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--reward-norm", action="store_true", help="LFP: rescale each layer's reward to max 1"
     )
+    for name, text in RULE_OPTIONS.items():
+        default = TrainConfig.__dataclass_fields__[name].default
+        t.add_argument(
+            f"--{name.replace('_', '-')}", type=type(default), default=default, help=text
+        )
     t.add_argument("--neuron", default="none", help="none, or lif: a spiking network")
     t.add_argument("--beta", type=float, default=0.9, help="LIF membrane decay β")
     t.add_argument("--threshold", type=float, default=1.0, help="LIF firing threshold θ")

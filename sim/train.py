@@ -58,6 +58,24 @@ class TrainConfig:
     reward: str = "softmax_ce"  # LFP only: initial reward (LFP paper, Table 2)
     epsilon: float = 1e-6  # LFP only: stabiliser of Eqs. 8-9
     reward_norm: bool = False  # LFP only: rescale each layer's reward to max |r| = 1
+    # Dual propagation (DP, DP⊤): the rules validate these when built.
+    dp_alpha: float = 0.5  # α: weight of s⁺ in the state sent up
+    dp_beta: float = 0.5  # β: nudging strength (inside the loss)
+    dp_sweeps: int = 1  # up-and-down sweeps of the inference schedule
+    dp_loss: str = "mse"  # "mse" (least squares) or "ce" (softmax cross-entropy)
+    dp_damping: float = 1.0  # DP at α ∈ {0, 1}: damped fixed point (App. F); 0: undamped
+    # Updated / fixed random feedback (URFB, FRFB): hinge loss and connectivity masks.
+    hinge_mu: float = 1.0  # μ: weight of the wrong-class terms of the hinge loss
+    connectivity: float = 1.0  # fraction of W and R connections kept (0.5: the paper's masks)
+    # Target propagation (DTP, FW-DTP).
+    target_step: float = 0.01  # β of the output target τ_L = h_L − β ∂L/∂h_L
+    feedback_init: str = (
+        "uniform"  # FW-DTP feedback: uniform (U(−0.01, 0.01)), orthogonal, he_uniform
+    )
+    feedback_scale: float = 1.0  # multiplies the drawn feedback matrices
+    feedback_steps: int = 5  # DTP: feedback training steps per minibatch
+    feedback_noise: float = 1e-2  # DTP: σ of the reconstruction loss's input noise
+    feedback_lr: float = 0.05  # DTP: SGD step of the feedback training
     # Spiking networks (LFP paper A.6): neuron="lif" builds a SpikingNetwork.
     neuron: str = "none"  # "none" (rate units) or "lif" (snnTorch Leaky, trained by SNN_RULES)
     beta: float = 0.9  # LIF only: membrane decay β (Eq. A.3)

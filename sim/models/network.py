@@ -3,10 +3,10 @@
 A network is a chain of blocks. Block k computes
 
     x_k = dropout(flatten(y_{k-1}))      (flatten and dropout: fully connected blocks only)
-    z_k = W_k x_k + b_k                  (Linear or Conv2d)
+    z_k = W_k x_k + b_k                  (Linear, Conv2d or LocallyConnected2d)
     n_k = BN(z_k)                        (`BN` blocks only; otherwise n_k = z_k)
     a_k = f_k(n_k)                       (the point where learning rules inject signals)
-    y_k = maxpool(a_k)                   (convolutional blocks only)
+    y_k = maxpool(a_k)                   (convolutional and locally connected blocks only)
     y_k = a_k + y_{k-1}                  (`SKIP` blocks only: a sum skip connection)
 
 `Network.trace` runs the chain with every block's input detached into its own leaf, so a
@@ -97,14 +97,69 @@ class BlockTrace:
     out: Tensor  # after pooling (conv) or the skip sum, otherwise `a` itself
 
 
-def weighted_sum(layer: nn.Linear | nn.Conv2d, x: Tensor, weight: Tensor) -> Tensor:
+class LocallyConnected2d(nn.Module):
+    """A convolution's connectivity with untied weights: every output unit has its own kernel.
+
+    `weight[o * L + l]` (L = out_h · out_w locations, row-major) is the `[in_channels, k, k]`
+    kernel of output channel o at location l, so the weight is laid out like a Conv2d's with
+    `out_channels · L` kernels and the usual initialisers see the convolution's fan-in. The
+    bias is untied too, one per output unit. Each entry is updated by its own product
+    `δ_{o,l} x_{l+Δ}` instead of the sum over locations a tied kernel receives.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int,
+        padding: int,
+        out_size: tuple[int, int],
+    ) -> None:
+        super().__init__()
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.padding = padding
+        self.out_size = out_size
+        locations = out_size[0] * out_size[1]
+        self.weight = nn.Parameter(
+            torch.empty(out_channels * locations, in_channels, kernel_size, kernel_size)
+        )
+        self.bias = nn.Parameter(torch.empty(out_channels, *out_size))
+
+    def weighted_sum(self, x: Tensor, weight: Tensor) -> Tensor:
+        """`Σ_j weight[o, l, j] · patch_l(x)_j` for every output unit, without the bias."""
+        patches = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)
+        kernels = weight.reshape(self.out_channels, patches.shape[-1], -1)
+        z = torch.einsum("njl,olj->nol", patches, kernels)
+        return z.reshape(x.shape[0], self.out_channels, *self.out_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.weighted_sum(x, self.weight) + self.bias
+
+
+Layer = nn.Linear | nn.Conv2d | LocallyConnected2d
+
+
+def weighted_sum(layer: Layer, x: Tensor, weight: Tensor) -> Tensor:
     """`layer`'s weighted sum of `x` with `weight` in place of W and no bias (for feedback)."""
     if isinstance(layer, nn.Linear):
         return F.linear(x, weight)
+    if isinstance(layer, LocallyConnected2d):
+        return layer.weighted_sum(x, weight)
     return F.conv2d(x, weight, stride=layer.stride, padding=layer.padding)
 
 
-def init_layer(layer: nn.Linear | nn.Conv2d, init: str, generator: torch.Generator) -> None:
+def spatial_out_size(spec: LayerSpec, height: int, width: int) -> tuple[int, int]:
+    """Feature map size after a CONV or LC layer's weighted sum (before pooling)."""
+    return (
+        (height + 2 * spec.padding - spec.kernel) // spec.stride + 1,
+        (width + 2 * spec.padding - spec.kernel) // spec.stride + 1,
+    )
+
+
+def init_layer(layer: Layer, init: str, generator: torch.Generator) -> None:
     """Initialise `layer` as `INITS` describes, drawing from `generator`."""
     weight, bias = layer.weight, layer.bias
     with torch.no_grad():
@@ -114,7 +169,7 @@ def init_layer(layer: nn.Linear | nn.Conv2d, init: str, generator: torch.Generat
         elif init == "he_uniform":
             nn.init.kaiming_uniform_(weight, generator=generator)
             bias.zero_()
-        else:  # PyTorch's Linear/Conv2d reset_parameters
+        else:  # PyTorch's Linear/Conv2d reset_parameters (fan-in: one kernel's size)
             nn.init.kaiming_uniform_(weight, a=5**0.5, generator=generator)
             bound = 1 / weight[0].numel() ** 0.5
             nn.init.uniform_(bias, -bound, bound, generator=generator)
@@ -141,12 +196,18 @@ class Block(nn.Module):
             fan_in = 1
             for d in in_shape:
                 fan_in *= d
-            self.layer: nn.Linear | nn.Conv2d = nn.Linear(fan_in, spec.width)
+            self.layer: Layer = nn.Linear(fan_in, spec.width)
             self.pool: nn.MaxPool2d | None = None
         else:
-            self.layer = nn.Conv2d(
-                in_shape[0], spec.width, spec.kernel, stride=spec.stride, padding=spec.padding
-            )
+            if spec.kind == "conv":
+                self.layer = nn.Conv2d(
+                    in_shape[0], spec.width, spec.kernel, stride=spec.stride, padding=spec.padding
+                )
+            else:
+                out_size = spatial_out_size(spec, in_shape[1], in_shape[2])
+                self.layer = LocallyConnected2d(
+                    in_shape[0], spec.width, spec.kernel, spec.stride, spec.padding, out_size
+                )
             self.pool = nn.MaxPool2d(kernel_size=2, stride=2)
         self.skip = spec.skip
         self.norm: nn.BatchNorm1d | nn.BatchNorm2d | None = None
@@ -196,10 +257,10 @@ class Network(nn.Module):
         shape = tuple(config.input_shape)
         specs = config.layers
         for i, spec in enumerate(specs):
-            if spec.kind == "conv" and len(shape) != 3:
+            if spec.kind != "fc" and len(shape) != 3:
                 raise ConfigError(
-                    f"topology {config.topology!r}: CONV needs (channels, height, width) input, "
-                    f"the input shape is {shape}"
+                    f"topology {config.topology!r}: {spec.kind.upper()} needs (channels, height, "
+                    f"width) input, the input shape is {shape}"
                 )
             last = i == len(specs) - 1
             if spec.skip and shape != (spec.width,):
@@ -207,17 +268,18 @@ class Network(nn.Module):
                     f"topology {config.topology!r}: {spec} adds its input to its output, so "
                     f"its input must be {spec.width} wide, got shape {shape}"
                 )
+            out_shape = self._out_shape(spec, shape, config.topology)  # refuses too small maps
             block = Block(
                 spec,
                 shape,
                 config.output_activation if last else config.hidden_activation,
                 config.dropout,
-                trainable=spec.kind == "fc" or config.conv_trainable,
+                trainable=spec.kind == "fc" or config.conv_trainable,  # CONV and LC alike
                 noise=0.0 if last else config.activation_noise,
             )
             init_layer(block.layer, config.init, generator)
             blocks.append(block)
-            shape = self._out_shape(spec, shape, config.topology)
+            shape = out_shape
         self.blocks = nn.ModuleList(blocks)
         self.hook_shapes: tuple[tuple[int, ...], ...] = self._hook_shapes()
 
@@ -229,9 +291,7 @@ class Network(nn.Module):
     def _out_shape(spec: LayerSpec, shape: tuple[int, ...], topology: str) -> tuple[int, ...]:
         if spec.kind == "fc":
             return (spec.width,)
-        _, h, w = shape
-        h = (h + 2 * spec.padding - spec.kernel) // spec.stride + 1
-        w = (w + 2 * spec.padding - spec.kernel) // spec.stride + 1
+        h, w = spatial_out_size(spec, shape[1], shape[2])
         if h < 2 or w < 2:
             raise ConfigError(
                 f"topology {topology!r}: {spec} leaves a {h}x{w} map, too small for 2x2 pooling"

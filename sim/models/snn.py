@@ -58,6 +58,8 @@ class SNNConfig:
         layers = parse_topology(self.topology)
         if any(layer.batchnorm or layer.skip for layer in layers):
             raise ConfigError(f"topology {self.topology!r}: spiking networks take no BN or SKIP")
+        if any(layer.kind == "lc" for layer in layers):
+            raise ConfigError(f"topology {self.topology!r}: spiking networks take no LC layers")
         if not self.input_shape or any(d < 1 for d in self.input_shape):
             raise ConfigError(f"input_shape must be positive dimensions, got {self.input_shape}")
         validate_lif(self.beta, self.threshold, self.time_steps)

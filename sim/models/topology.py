@@ -2,8 +2,10 @@
 
 `FC_500_FC_10` is two fully connected layers (500 hidden units, 10 outputs);
 `CONV_32_5_1_2_FC_1000_FC_10` puts a convolution with 32 kernels of 5x5, stride 1 and
-padding 2 (each followed by 2x2 max pooling with stride 2) in front of them. The last
-layer is always fully connected and is the output layer.
+padding 2 (each followed by 2x2 max pooling with stride 2) in front of them. `LC` takes
+the same four numbers and builds a locally connected layer: a convolution's connectivity
+with untied weights, one kernel per output unit (also followed by 2x2 max pooling). The
+last layer is always fully connected and is the output layer.
 
 A hidden layer may carry modifiers: `BN` puts batch normalisation between its weighted
 sum and its activation; `SKIP` (fully connected, same width as its input) adds its
@@ -18,9 +20,9 @@ from quant.errors import ConfigError
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One trainable layer: `fc` with `width` units, or `conv` with `width` kernels."""
+    """One trainable layer: `fc` with `width` units, `conv` / `lc` with `width` channels."""
 
-    kind: Literal["fc", "conv"]
+    kind: Literal["fc", "conv", "lc"]
     width: int
     kernel: int = 0
     stride: int = 1
@@ -31,9 +33,9 @@ class LayerSpec:
     def __post_init__(self) -> None:
         if self.width < 1:
             raise ConfigError(f"layer width must be >= 1, got {self.width}")
-        if self.kind == "conv" and (self.kernel < 1 or self.stride < 1 or self.padding < 0):
+        if self.kind != "fc" and (self.kernel < 1 or self.stride < 1 or self.padding < 0):
             raise ConfigError(
-                "conv layer needs kernel >= 1, stride >= 1, padding >= 0, got "
+                f"{self.kind} layer needs kernel >= 1, stride >= 1, padding >= 0, got "
                 f"kernel={self.kernel} stride={self.stride} padding={self.padding}"
             )
         if self.skip and self.kind != "fc":
@@ -43,11 +45,12 @@ class LayerSpec:
         if self.kind == "fc":
             text = f"FC_{self.width}"
         else:
-            text = f"CONV_{self.width}_{self.kernel}_{self.stride}_{self.padding}"
+            text = f"{self.kind.upper()}_{self.width}_{self.kernel}_{self.stride}_{self.padding}"
         return text + "_BN" * self.batchnorm + "_SKIP" * self.skip
 
 
-_FIELDS = {"FC": ("units",), "CONV": ("kernels", "kernel size", "stride", "padding")}
+_SPATIAL = ("kernels", "kernel size", "stride", "padding")
+_FIELDS = {"FC": ("units",), "CONV": _SPATIAL, "LC": _SPATIAL}
 _MODIFIERS = ("BN", "SKIP")
 
 
@@ -60,7 +63,7 @@ def parse_topology(text: str) -> tuple[LayerSpec, ...]:
         head = tokens[i].upper()
         if head not in _FIELDS:
             raise ConfigError(
-                f"topology {text!r}: token {i + 1} is {tokens[i]!r}, expected FC or CONV"
+                f"topology {text!r}: token {i + 1} is {tokens[i]!r}, expected FC, CONV or LC"
             )
         names = _FIELDS[head]
         values = []
@@ -77,8 +80,8 @@ def parse_topology(text: str) -> tuple[LayerSpec, ...]:
         while i < len(tokens) and tokens[i].upper() in _MODIFIERS:
             modifiers.add(tokens[i].upper())
             i += 1
-        if head == "CONV" and layers and layers[-1].kind == "fc":
-            raise ConfigError(f"topology {text!r}: CONV layers must come before FC layers")
+        if head != "FC" and layers and layers[-1].kind == "fc":
+            raise ConfigError(f"topology {text!r}: {head} layers must come before FC layers")
         layers.append(
             LayerSpec(
                 head.lower(),  # type: ignore[arg-type]

@@ -13,21 +13,40 @@ from sim.rules.base import (
 )
 from sim.rules.bp import Backprop
 from sim.rules.direct import DFA, DRTP, DirectProjection, SignDFA
+from sim.rules.dual import DualPropagation, DualPropagationT
 from sim.rules.fa import FeedbackAlignment
 from sim.rules.lfp import LFP
+from sim.rules.random_feedback import FRFB, URFB
 from sim.rules.rewards import REWARDS
 from sim.rules.shallow import Shallow
 from sim.rules.snn import SNN_RULES, SpikingRule, make_snn_rule  # spiking networks
+from sim.rules.target_prop import DTP, FWDTP
 
 RULES: dict[str, type[LearningRule]] = {
-    rule.name: rule for rule in (Backprop, FeedbackAlignment, DFA, SignDFA, DRTP, Shallow, LFP)
+    rule.name: rule
+    for rule in (
+        Backprop,
+        FeedbackAlignment,
+        DFA,
+        SignDFA,
+        DRTP,
+        Shallow,
+        LFP,
+        DualPropagation,
+        DualPropagationT,
+        FRFB,
+        URFB,
+        DTP,
+        FWDTP,
+    )
 }
 
 
 def make_rule(name: str, net: Network, seed: int = 0, **options: object) -> LearningRule:
     """Build the rule called `name` for `net`; its feedback tensors are drawn from `seed`.
 
-    `options` are the rule's own keyword arguments (LFP: `reward`, `epsilon`).
+    `options` are the rule's own keyword arguments (LFP: `reward`, `epsilon`; each rule's
+    `options` names them).
     """
     if name not in RULES:
         raise ConfigError(f"unknown rule {name!r}; choose one of {', '.join(RULES)}")
@@ -40,12 +59,18 @@ def make_rule(name: str, net: Network, seed: int = 0, **options: object) -> Lear
 __all__ = [
     "DFA",
     "DRTP",
+    "DTP",
+    "FRFB",
+    "FWDTP",
     "LFP",
     "REWARDS",
     "RULES",
     "SNN_RULES",
+    "URFB",
     "Backprop",
     "DirectProjection",
+    "DualPropagation",
+    "DualPropagationT",
     "FeedbackAlignment",
     "LearningRule",
     "Shallow",

@@ -80,7 +80,7 @@ def test_console_entry_point_reports_errors_without_traceback():
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
         "plasticore: error: rule: unknown rule 'nope'; choose one of bp, fa, dfa, sdfa, drtp, "
-        "shallow, lfp"
+        "shallow, lfp, dp, dpt, frfb, urfb, dtp, fwdtp"
     )
 
 

@@ -3,6 +3,7 @@ import torch
 
 from quant.errors import ConfigError
 from sim.models import LayerSpec, Network, NetworkConfig, format_topology, parse_topology
+from sim.models.snn import SNNConfig
 
 
 def test_parse_fc_and_conv_topologies():
@@ -117,3 +118,44 @@ def test_network_config_validation_names_field(kwargs, field):
 def test_conv_too_deep_for_input_is_refused():
     with pytest.raises(ConfigError, match="too small for 2x2 pooling"):
         Network(NetworkConfig("CONV_4_3_1_0_CONV_4_3_1_0_FC_10", (1, 8, 8)))
+
+
+def test_parse_locally_connected_topology():
+    layers = parse_topology("LC_4_3_2_1_FC_10")
+    assert layers[0] == LayerSpec("lc", 4, kernel=3, stride=2, padding=1)
+    assert format_topology(layers) == "LC_4_3_2_1_FC_10"
+    with pytest.raises(ConfigError, match="LC layers must come before FC"):
+        parse_topology("FC_10_LC_3_3_1_1_FC_10")
+    with pytest.raises(ConfigError, match="lc layer needs kernel >= 1"):
+        LayerSpec("lc", 4, kernel=0)
+
+
+def test_locally_connected_with_equal_kernels_is_the_convolution():
+    lc_net = Network(NetworkConfig("LC_3_3_2_1_FC_5_FC_4", (2, 9, 9)))
+    conv_net = Network(NetworkConfig("CONV_3_3_2_1_FC_5_FC_4", (2, 9, 9)))
+    lc, conv = lc_net.blocks[0].layer, conv_net.blocks[0].layer
+    assert lc_net.hook_shapes == conv_net.hook_shapes == ((3, 5, 5), (5,), (4,))
+    assert lc.weight.shape == (3 * 25, 2, 3, 3)
+    bound = (6 / (2 * 3 * 3)) ** 0.5  # He-uniform with the convolution's fan-in
+    assert 0.9 * bound < float(lc.weight.detach().abs().max()) <= bound
+    with torch.no_grad():
+        lc.weight.copy_(conv.weight.repeat_interleave(25, 0))  # row o·L + l: channel o
+        lc.bias.copy_(conv.bias[:, None, None].expand(3, 5, 5))
+    x = torch.rand(4, 2, 9, 9)
+    assert torch.allclose(lc(x), conv(x), atol=1e-6)
+
+
+def test_locally_connected_weights_are_untied():
+    net = Network(NetworkConfig("LC_3_3_1_1_FC_4", (2, 6, 6)))
+    lc = net.blocks[0].layer
+    lc(torch.rand(2, 2, 6, 6))[:, 1, 2, 4].sum().backward()  # one output unit
+    touched = lc.weight.grad.flatten(1).abs().sum(1).nonzero().flatten().tolist()
+    assert touched == [1 * 36 + 2 * 6 + 4]
+    assert torch.count_nonzero(lc.bias.grad) == 1
+
+
+def test_locally_connected_needs_an_image_and_no_spikes():
+    with pytest.raises(ConfigError, match="LC needs"):
+        Network(NetworkConfig("LC_3_3_1_1_FC_4", (36,)))
+    with pytest.raises(ConfigError, match="no LC layers"):
+        SNNConfig("LC_3_3_1_1_FC_4", (1, 6, 6))
