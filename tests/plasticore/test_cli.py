@@ -157,3 +157,8 @@ def test_rtl_writes_verilog_and_manifest(tmp_path) -> None:
         "weights0",
         "weights1",
     ]
+
+
+def test_fpga_refuses_an_unknown_board(capsys) -> None:
+    assert main(["fpga", "--spec", "configs/digits.toml", "--board", "nexys"]) == 2
+    assert "board must be one of ulx3s-12f" in _error_line(capsys)
