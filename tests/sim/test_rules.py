@@ -239,7 +239,10 @@ def test_unknown_rule():
     net, _, _ = _setup()
     with pytest.raises(ConfigError, match="unknown rule 'hebb'"):
         make_rule("hebb", net)
-    assert set(RULES) == {"bp", "fa", "dfa", "sdfa", "drtp", "shallow", "lfp"}
+    assert set(RULES) == {
+        *("bp", "fa", "dfa", "sdfa", "drtp", "shallow", "lfp"),
+        *("dp", "dpt", "frfb", "urfb", "dtp", "fwdtp"),
+    }
 
 
 def test_every_rule_option_is_a_train_config_field():
