@@ -39,6 +39,23 @@ def output_loss(y: Tensor, target: Tensor, activation: str) -> Tensor:
     return F.mse_loss(y, target)
 
 
+def positive_option(name: str, value: object, allow_zero: bool = False) -> float:
+    """A rule option as a float: a finite number > 0 (>= 0 with `allow_zero`), else a
+    `ConfigError` naming the option."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (number and math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+def count_option(name: str, value: object) -> int:
+    """A rule option that counts something: an integer >= 1, else a `ConfigError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
 def alignment_angle(a: Tensor, b: Tensor) -> float:
     """Angle in degrees between two signals flattened over the minibatch (nan if one is 0)."""
     a, b = a.flatten().double(), b.flatten().double()

@@ -46,7 +46,6 @@ squares, s⁻ maximises a loss that grows like `β/(1 − β) ‖W s̄‖²` aga
 keeps α = 0 finite as well.
 """
 
-import math
 from abc import abstractmethod
 from typing import ClassVar
 
@@ -56,7 +55,15 @@ from torch import Tensor
 
 from quant.errors import ConfigError
 from sim.models.network import ACTIVATIONS, Network
-from sim.rules.base import LearningRule, StepContext, StepResult, alignment_angle, backprop_deltas
+from sim.rules.base import (
+    LearningRule,
+    StepContext,
+    StepResult,
+    alignment_angle,
+    backprop_deltas,
+    count_option,
+    positive_option,
+)
 
 LOSSES = ("mse", "ce")
 CE_ITERATIONS = 100  # cap on the fixed-point solve of Eq. 3 for cross-entropy
@@ -83,12 +90,6 @@ def nudged_output(a: Tensor, target: Tensor, strength: float, loss: str) -> Tens
         if torch.allclose(s, previous, rtol=1e-6, atol=1e-7):
             break
     return s
-
-
-def _finite(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
 
 
 def _check_network(net: Network, rule: str) -> None:
@@ -136,21 +137,15 @@ class DualRule(LearningRule):
     ) -> None:
         super().__init__(net, seed)
         _check_network(net, self.name)
-        self.alpha = _finite("dp_alpha", dp_alpha)
-        if not 0.0 <= self.alpha <= 1.0:
+        self.alpha = positive_option("dp_alpha", dp_alpha, allow_zero=True)
+        if self.alpha > 1.0:
             raise ConfigError(f"dp_alpha must be in [0, 1], got {dp_alpha}")
-        self.beta = _finite("dp_beta", dp_beta)
-        if self.beta <= 0:
-            raise ConfigError(f"dp_beta must be > 0, got {dp_beta}")
-        if isinstance(dp_sweeps, bool) or not isinstance(dp_sweeps, int) or dp_sweeps < 1:
-            raise ConfigError(f"dp_sweeps must be an integer >= 1, got {dp_sweeps!r}")
-        self.sweeps = dp_sweeps
+        self.beta = positive_option("dp_beta", dp_beta)
+        self.sweeps = count_option("dp_sweeps", dp_sweeps)
         if dp_loss not in LOSSES:
             raise ConfigError(f"dp_loss must be one of {LOSSES}, got {dp_loss!r}")
         self.objective = dp_loss
-        self.damping = _finite("dp_damping", dp_damping)
-        if self.damping < 0:
-            raise ConfigError(f"dp_damping must be >= 0, got {dp_damping}")
+        self.damping = positive_option("dp_damping", dp_damping, allow_zero=True)
         self.check_nudging()
 
     def check_nudging(self) -> None:

@@ -38,7 +38,6 @@ The paper uses hard-tanh; other hidden activations are accepted (each block's ow
 gates the feedback). The output layer must be linear.
 """
 
-import math
 from typing import ClassVar
 
 import torch
@@ -46,7 +45,7 @@ from torch import Tensor, nn
 
 from quant.errors import ConfigError
 from sim.models.network import Network
-from sim.rules.base import StepResult
+from sim.rules.base import StepResult, positive_option
 from sim.rules.fa import FeedbackAlignment
 
 
@@ -62,11 +61,6 @@ def hinge_loss(output: Tensor, target: Tensor, mu: float) -> Tensor:
     return (weight * margin * (margin >= 0)).sum(1).mean()
 
 
-def _positive(name: str, value: float) -> None:
-    if not (value > 0 and math.isfinite(value)):
-        raise ConfigError(f"{name} must be a finite number > 0, got {value}")
-
-
 class FRFB(FeedbackAlignment):
     """Fixed random feedback: FA through a fixed (optionally sparse) R, hinge loss."""
 
@@ -77,7 +71,7 @@ class FRFB(FeedbackAlignment):
     def __init__(
         self, net: Network, seed: int = 0, hinge_mu: float = 1.0, connectivity: float = 1.0
     ) -> None:
-        _positive("hinge_mu", hinge_mu)
+        positive_option("hinge_mu", hinge_mu)
         if not 0.0 < connectivity <= 1.0:
             raise ConfigError(f"connectivity must be in (0, 1], got {connectivity}")
         if net.blocks[-1].activation != "linear":
@@ -156,7 +150,7 @@ class URFB(FRFB):
         connectivity: float = 1.0,
         lr: float = 0.1,
     ) -> None:
-        _positive("lr", lr)
+        positive_option("lr", lr)
         super().__init__(net, seed, hinge_mu, connectivity)
         self.lr = lr
 

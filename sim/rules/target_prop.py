@@ -35,7 +35,6 @@ and used like any other; block 1's would map back to the input, which needs no t
 so it does not exist. Fully connected networks only, as in the paper.
 """
 
-import math
 from typing import ClassVar
 
 import torch
@@ -50,6 +49,8 @@ from sim.rules.base import (
     StepResult,
     alignment_angle,
     backprop_deltas,
+    count_option,
+    positive_option,
 )
 
 FEEDBACK_INITS = ("uniform", "orthogonal", "he_uniform")
@@ -63,14 +64,6 @@ def _draw_feedback(shape: tuple[int, int], init: str, generator: torch.Generator
     if init == "orthogonal":
         return nn.init.orthogonal_(matrix, generator=generator)
     return nn.init.kaiming_uniform_(matrix, generator=generator)
-
-
-def _check_number(name: str, value: float, allow_zero: bool = False) -> None:
-    """Refuse anything but a finite number > 0 (or >= 0 with `allow_zero`), naming `name`."""
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not (number and math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
 class TargetPropagation(LearningRule):
@@ -99,8 +92,8 @@ class TargetPropagation(LearningRule):
                 f"rule {self.name!r} does not support dropout; use dropout=0, "
                 f"got {net.config.dropout}"
             )
-        _check_number("target_step", target_step)
-        _check_number("feedback_scale", feedback_scale)
+        positive_option("target_step", target_step)
+        positive_option("feedback_scale", feedback_scale)
         if feedback_init not in FEEDBACK_INITS:
             raise ConfigError(
                 f"feedback_init must be one of {FEEDBACK_INITS}, got {feedback_init!r}"
@@ -203,15 +196,9 @@ class DTP(TargetPropagation):
         feedback_lr: float = 0.05,
     ) -> None:
         super().__init__(net, seed, target_step, feedback_init, feedback_scale)
-        if isinstance(feedback_steps, bool) or not isinstance(feedback_steps, int):
-            raise ConfigError(f"feedback_steps must be an integer >= 1, got {feedback_steps!r}")
-        if feedback_steps < 1:
-            raise ConfigError(f"feedback_steps must be an integer >= 1, got {feedback_steps}")
-        _check_number("feedback_noise", feedback_noise, allow_zero=True)
-        _check_number("feedback_lr", feedback_lr)
-        self.feedback_steps = feedback_steps
-        self.feedback_noise = float(feedback_noise)
-        self.feedback_lr = float(feedback_lr)
+        self.feedback_steps = count_option("feedback_steps", feedback_steps)
+        self.feedback_noise = positive_option("feedback_noise", feedback_noise, allow_zero=True)
+        self.feedback_lr = positive_option("feedback_lr", feedback_lr)
         # Noise source when `step` gets no generator; training passes its own checkpointed one.
         self.noise_generator = torch.Generator().manual_seed(seed + 1)
 
