@@ -55,10 +55,21 @@ def chip_spec(data: str, rule: str) -> CoreSpec:
     return replace(spec, rule="lfp", lr_shifts=LFP_SHIFTS) if rule == "lfp" else spec
 
 
-def chip_run(data: str, rule: str, bits: int, seed: int, epochs: int, work: Path, datasets) -> dict:
-    """On-chip learning at `bits` from the 8-bit random start, cached by content."""
+def chip_run(
+    data: str,
+    rule: str,
+    bits: int,
+    seed: int,
+    epochs: int,
+    work: Path,
+    datasets,
+    gate: tuple[str, int] = ("always", 0),
+) -> dict:
+    """On-chip learning at `bits` from the 8-bit random start, cached by content; `gate` is
+    the spec's `(learn_gate, gate_margin)`."""
     base = chip_spec(data, rule)
     spec, weights = at_width(base, initial_weights(base, "random", seed), bits)
+    spec = replace(spec, learn_gate=gate[0], gate_margin=gate[1])
     digest = hashlib.sha1(spec_to_toml(spec).encode()).hexdigest()[:12]
     path = work / f"chip_{rule}_{data}_w{bits}_s{seed}_e{epochs}_{digest}.json"
     if path.exists():
@@ -75,6 +86,7 @@ def chip_run(data: str, rule: str, bits: int, seed: int, epochs: int, work: Path
         "seed": seed,
         "test_error": result.final.test_error,
         "test_error_per_epoch": [e.test_error for e in result.history],
+        "learned_per_epoch": [e.learned for e in result.history],
         "samples_per_second": samples
         * len(result.history)
         / sum(e.seconds for e in result.history),

@@ -55,7 +55,13 @@ async def verify_against_golden(dut: object) -> None:
     golden = GoldenCore(spec, weights)
     host = await _driver(dut, spec)
     mismatches: list[str] = []
-    coverage = {"labels": set(), "saturated_weights": 0, "silent_samples": 0, "learn_steps": 0}
+    coverage = {
+        "labels": set(),
+        "saturated_weights": 0,
+        "silent_samples": 0,
+        "learn_steps": 0,
+        "gated_steps": 0,
+    }
     began = time.perf_counter()
     for s, (x, y) in enumerate(zip(inputs, labels, strict=True)):
         label = int(y) if learn else None
@@ -75,7 +81,7 @@ async def verify_against_golden(dut: object) -> None:
         counters = await host.counters()
         mismatches += _diff_counters(s, counters, golden.counters.as_dict())
         if learn:
-            coverage["learn_steps"] += 1
+            coverage["learn_steps" if forward.learned else "gated_steps"] += 1
             coverage["labels"].add(int(y))
             for w_old, w_new in zip(before, golden.weights, strict=True):
                 moved = w_old != w_new

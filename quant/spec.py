@@ -27,6 +27,10 @@ ENCODINGS = ("intensity", "spikes")
 NEURONS = ("lif", "hardtanh")
 CORE_RULES = ("none", "drtp", "lfp")
 PROJECTIONS = ("rom", "lfsr")
+LEARN_GATES = ("always", "margin")
+# Optional features written to TOML only when switched on: a spec without them keeps the
+# text, and so the hash (`rtl.memory_map.spec_hash`), it had before they existed.
+OPTIONAL_FIELDS = {"learn_gate": "always", "gate_margin": 0}
 MAX_EXACT_BITS = 62  # every product the contract forms must stay below 2^62
 
 
@@ -71,6 +75,8 @@ class CoreSpec:
     lfsr_width: int = 32
     seed: int = 1
     projection_seed: int = 1
+    learn_gate: Literal["always", "margin"] = "always"
+    gate_margin: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -100,6 +106,7 @@ class CoreSpec:
         _check_range("projection_seed", self.projection_seed, 1, (1 << self.lfsr_width) - 1)
         self._check_accumulator()
         self._check_learning()
+        self._check_gate()
 
     def _check_neuron(self) -> None:
         if self.neuron == "lif":
@@ -154,6 +161,15 @@ class CoreSpec:
             high = min(high, MAX_EXACT_BITS - self.q_frac)  # F + shift stays exact
         self._check_per_layer("lr_shifts", 0, high)
 
+    def _check_gate(self) -> None:
+        _check_choice("learn_gate", self.learn_gate, LEARN_GATES)
+        if self.rule == "none" and self.learn_gate != "always":
+            raise ConfigError("learn_gate must be 'always' for rule 'none'")
+        if self.learn_gate == "always":
+            _check_range("gate_margin", self.gate_margin, 0, 0)
+        else:
+            _check_range("gate_margin", self.gate_margin, 0, self.output_max)
+
     @property
     def spiking(self) -> bool:
         return self.neuron == "lif"
@@ -191,9 +207,14 @@ class CoreSpec:
         """Largest hard-tanh activation `A = 2^(act_bits−1) − 1`."""
         return (1 << (self.act_bits - 1)) - 1
 
+    @property
+    def output_max(self) -> int:
+        """Largest output: T spikes, or the largest hard-tanh activation."""
+        return self.time_steps if self.spiking else self.activation_max
+
     def inference_only(self) -> "CoreSpec":
         """The same core without learning: what the cost of learning is measured against."""
-        return replace(self, rule="none", lr_shifts=())
+        return replace(self, rule="none", lr_shifts=(), learn_gate="always", gate_margin=0)
 
     def input_codes(self, u: np.ndarray) -> np.ndarray:
         """Host conversion of floats in [0, 1] to unsigned `input_bits` codes (contract §2)."""
@@ -249,7 +270,11 @@ def _toml_value(value: object) -> str:
 
 def spec_to_toml(spec: CoreSpec) -> str:
     """The spec as a flat TOML table `[core]`, one field per line in declaration order."""
-    lines = ["[core]"] + [f"{key} = {_toml_value(value)}" for key, value in asdict(spec).items()]
+    lines = ["[core]"] + [
+        f"{key} = {_toml_value(value)}"
+        for key, value in asdict(spec).items()
+        if key not in OPTIONAL_FIELDS or value != OPTIONAL_FIELDS[key]
+    ]
     return "\n".join(lines) + "\n"
 
 

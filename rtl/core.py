@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Fragment, Module, Mux, Shape, Signal, signed
+from amaranth.hdl import Cat, Const, Fragment, Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -501,6 +501,18 @@ class LearningCore(wiring.Component):
         best_key, best_z = Signal(signed(key_bits)), Signal(signed(geo.window_bits))
         pred_lane = Signal(range(lanes))
         pred_class = Signal(range(spec.classes + 1))
+        gated = spec.learn_gate == "margin"
+
+        def margin_gate(key: Value, cls: Value, predicted: Value) -> Value:
+            """Contract §5's gate at the last class: predicted right and the label's output
+            ahead of the runner-up's by `gate_margin`. The label's output and the runner-up
+            are tracked as the prediction pass streams the classes."""
+            label_key, other_key = Signal(signed(key_bits)), Signal(signed(key_bits))
+            first_other = Mux(label == 0, cls == 1, cls == 0)
+            label_now = Mux(cls == label, key, label_key)
+            other_now = Mux((cls != label) & (first_other | (key > other_key)), key, other_key)
+            m.d.sync += [label_key.eq(label_now), other_key.eq(other_now)]
+            return (predicted == label) & (label_now - other_now >= spec.gate_margin)
 
         # -- the sequencer -------------------------------------------------------------------
         for k in range(len(layers)):
@@ -574,10 +586,13 @@ class LearningCore(wiring.Component):
                 better = (cls == 0) | (key > best_key) | ((key == best_key) & (z > best_z))
                 with m.If(better):
                     m.d.sync += [best_key.eq(key), best_z.eq(z), prediction.eq(cls)]
+                steps_in = learn
+                if gated:
+                    steps_in = learn & ~margin_gate(key, cls, Mux(better, cls, prediction))
                 with m.If(cls == spec.classes - 1):
-                    m.d.sync += in_learning.eq(learn)
+                    m.d.sync += in_learning.eq(steps_in)
                     if learning:
-                        with m.If(learn):
+                        with m.If(steps_in):
                             enter_learning(last)
                         with m.Else():
                             m.next = "DONE"
@@ -829,6 +844,8 @@ class LearningCore(wiring.Component):
             "inference",
             compares=1,
         )
+        if gated:
+            counts.add(fsm.ongoing("PRED_LANE") & learn, "learning", compares=1)
         m.d.comb += pred_class.eq(block * lanes + pred_lane)
         counts.add(busy & ~in_learning, "inference", cycles=1)
         counts.add(busy & in_learning, "learning", cycles=1)

@@ -11,7 +11,7 @@ Each hardware unit's arithmetic is a module-level pure function (numpy in, numpy
 against the very code the whole-core model runs.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -26,10 +26,12 @@ from quant.tables import projection_rom, recip_table, reward_tables, rounding_lf
 
 @dataclass(frozen=True)
 class Forward:
-    """What the core reports for one sample: spike counts (or activations) and the class."""
+    """What the core reports for one sample: spike counts (or activations), the class, and
+    whether a learning step ran (a `margin` gate skips samples already learned)."""
 
     output: np.ndarray
     prediction: int
+    learned: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,13 @@ def weight_update(
     return spec.weight.saturate(weights + delta)
 
 
+def learned_already(forward: Forward, label: int, margin: int) -> bool:
+    """The `margin` gate (contract §5): the sample is predicted right and the label's output
+    leads every other class's by at least `margin`, so its learning step is skipped."""
+    others = np.delete(forward.output, label)
+    return forward.prediction == label and int(forward.output[label] - others.max()) >= margin
+
+
 def check_weights(spec: CoreSpec, weights: list[np.ndarray]) -> list[np.ndarray]:
     """Copies of `weights` as int64, refused unless shapes and range match the spec."""
     checked = spec.layer_arrays(weights, np.int64)
@@ -205,12 +214,16 @@ class GoldenCore:
         if isinstance(label, bool) or not 0 <= int(label) < spec.classes:
             raise ConfigError(f"label must be in [0, {spec.classes - 1}], got {label!r}")
         forward, traces = self.forward(self._check_input(x))
+        if spec.learn_gate == "margin":
+            self.counters.add("learning", compares=spec.classes)
+            if learned_already(forward, int(label), spec.gate_margin):
+                return forward
         factors = (self._drtp_factors if spec.rule == "drtp" else self._lfp_factors)(
             traces, int(label)
         )
         for k in reversed(range(len(self.weights))):
             self._update(k, traces[k].activity, factors[k])
-        return forward
+        return replace(forward, learned=True)
 
     # -- inference -------------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ class ChipEpoch:
     train_error: float  # online: each sample's prediction before its own update
     test_error: float
     seconds: float  # learning only, not the test pass
+    learned: float = 1.0  # fraction of samples whose learning step ran (a gate skips some)
 
 
 @dataclass
@@ -132,19 +133,22 @@ def train_chip(
     for epoch in range(len(history) + 1, config.epochs + 1):
         order = np.random.default_rng([config.seed, epoch]).permutation(len(x_train))
         start = time.perf_counter()
-        wrong = 0
+        wrong = learned = 0
         for i in tqdm(order, desc=f"on-chip epoch {epoch}", disable=not progress, leave=False):
             label = int(dataset.y_train[i])
-            wrong += core.learn(x_train[i], label).prediction != label
+            forward = core.learn(x_train[i], label)
+            wrong += forward.prediction != label
+            learned += forward.learned
         seconds = time.perf_counter() - start
-        record = ChipEpoch(
-            epoch, wrong / len(order), test_error(core, x_test, dataset.y_test), seconds
-        )
+        n = len(order)
+        tested = test_error(core, x_test, dataset.y_test)
+        record = ChipEpoch(epoch, wrong / n, tested, seconds, learned / n)
         history.append(record)
         if progress:
             tqdm.write(
                 f"epoch {epoch}: train error {record.train_error:.4f}  "
-                f"test error {record.test_error:.4f}  ({len(order) / seconds:.0f} samples/s)"
+                f"test error {record.test_error:.4f}  learned {record.learned:.1%}  "
+                f"({n / seconds:.0f} samples/s)"
             )
         if out is not None:
             meta = {

@@ -23,7 +23,14 @@ def test_shipped_specs_exist_and_round_trip():
 
 
 @pytest.mark.parametrize(
-    "spec", [LIF, TANH, replace(LIF, rule="lfp"), replace(LIF, rule="none", lr_shifts=())]
+    "spec",
+    [
+        LIF,
+        TANH,
+        replace(LIF, rule="lfp"),
+        replace(LIF, rule="none", lr_shifts=()),
+        replace(TANH, learn_gate="margin", gate_margin=5),
+    ],
 )
 def test_toml_round_trip_through_a_file(spec, tmp_path):
     save_spec(spec, tmp_path / "core.toml")
@@ -70,11 +77,26 @@ def test_toml_round_trip_through_a_file(spec, tmp_path):
         (LIF, {"act_shifts": (1, 1, 1)}, "act_shifts"),
         (TANH, {"rule": "lfp"}, "neuron 'lif'"),
         (TANH, {"thresholds": (5, 5)}, "thresholds"),
+        (LIF, {"learn_gate": "loss"}, "learn_gate"),
+        (LIF, {"gate_margin": 1}, "gate_margin"),
+        (LIF, {"learn_gate": "margin", "gate_margin": 9}, "gate_margin"),
+        (TANH, {"learn_gate": "margin", "gate_margin": 128}, "gate_margin"),
+        (LIF, {"rule": "none", "lr_shifts": (), "learn_gate": "margin"}, "learn_gate"),
     ],
 )
 def test_each_invalid_field_is_refused_by_name(base, changes, field):
     with pytest.raises(ConfigError, match=re.escape(field)):
         replace(base, **changes)
+
+
+def test_a_gate_left_off_leaves_the_toml_as_it_was():
+    """The gate fields are written only when the gate is on, so an ungated spec keeps the
+    text (and the hash its Verilog carries) it had before the gate existed."""
+    text = spec_to_toml(LIF)
+    assert "learn_gate" not in text and "gate_margin" not in text
+    gated = spec_to_toml(replace(LIF, learn_gate="margin", gate_margin=2))
+    assert gated == text + 'learn_gate = "margin"\ngate_margin = 2\n'
+    assert replace(LIF, learn_gate="margin").inference_only() == LIF.inference_only()
 
 
 def test_toml_errors_name_the_problem(tmp_path):

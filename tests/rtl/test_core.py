@@ -7,6 +7,7 @@ when installed. A missing simulator or compiler skips with the reason.
 """
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 from plasticore.verify import check_bus, verify
 from quant.spec import load_spec
 from rtl.simulators import SimulatorMissing, simulator_env
+from sim.chip.golden import GoldenCore
 from sim.chip.params import initial_weights
 from sim.chip.train import dataset_codes
 from sim.data import load_dataset
@@ -74,6 +76,26 @@ def test_random_spec_inference_only(tmp_path: Path) -> None:
     report = verify(spec, weights, x, y, tmp_path, learn=False)
     assert not report.mismatches, report.mismatches[0]
     assert all(v == 0 for v in report.rtl_counters["learning"].values())
+
+
+@pytest.mark.parametrize(("seed", "margin"), [(4, 0), (11, 1)])
+def test_margin_gate_equals_golden(tmp_path: Path, seed: int, margin: int) -> None:
+    """A `margin`-gated core skips the learning step of a sample it already classifies with
+    the margin: the RTL must skip exactly the samples the golden model skips. Labels are
+    chosen from the golden model's own predictions so that both branches are taken."""
+    _need("verilator")
+    spec, weights, x, _ = _random_case(seed, samples=10)
+    spec = replace(spec, learn_gate="margin", gate_margin=margin)
+    probe = GoldenCore(spec, [w.copy() for w in weights])
+    y = []
+    for s, sample in enumerate(x):
+        predicted = probe.infer(sample).prediction
+        y.append(predicted if s % 2 else (predicted + 1) % spec.classes)
+        probe.learn(sample, y[-1])
+    report = verify(spec, weights, x, np.array(y), tmp_path, check_every=1)
+    assert not report.mismatches, report.mismatches[0]
+    assert report.coverage["gated_steps"] > 0 and report.coverage["learn_steps"] > 0
+    assert report.rtl_counters["learning"]["compares"] >= spec.classes * len(x)
 
 
 @pytest.mark.parametrize("name", ["digits"])

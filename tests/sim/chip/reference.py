@@ -123,8 +123,23 @@ class ReferenceCore:
         if self.spec.rule == "none":
             raise ValueError("rule 'none' does not learn")
         p = self._forward([int(v) for v in x])
-        self._learn(p, int(label))
+        if not self._gated(p, int(label)):
+            self._learn(p, int(label))
         return list(p.out[-1]), p.prediction
+
+    def _gated(self, p: Pass, label: int) -> bool:
+        """Contract §5's `margin` gate: one compare per class (C − 1 for the runner-up, one
+        against the margin); true when the step is skipped."""
+        spec = self.spec
+        if spec.learn_gate == "always":
+            return False
+        self.counters.add("learning", compares=spec.classes)
+        out = p.out[-1]
+        runner_up = None
+        for c in range(spec.classes):
+            if c != label and (runner_up is None or out[c] > runner_up):
+                runner_up = out[c]
+        return p.prediction == label and out[label] - runner_up >= spec.gate_margin
 
     # -- inference (contract §2, §3) ------------------------------------------------------
 

@@ -151,3 +151,31 @@ def test_bad_weights_are_refused_by_name():
         GoldenCore(LIF, [good[0], good[1].T])
     with pytest.raises(ConfigError, match=r"weights\[0\]: values outside the 8-bit range"):
         GoldenCore(LIF, [good[0] * 100, good[1]])
+
+
+@pytest.mark.parametrize("rule", ["drtp", "lfp"])
+def test_margin_gate_skips_exactly_the_samples_already_learned(rule):
+    """A gated core does nothing but C compares for a sample predicted right with the margin,
+    and otherwise takes the ungated core's step to the bit."""
+    spec = replace(LIF, rule=rule, learn_gate="margin", gate_margin=1)
+    weights = initial_weights(spec, "random", seed=5)
+    gated = GoldenCore(spec, [w.copy() for w in weights])
+    plain = GoldenCore(replace(spec, learn_gate="always", gate_margin=0), weights)
+    skipped = learned = 0
+    for x in _inputs(spec, 40, seed=2):
+        forward = plain.infer(x)
+        out = forward.output
+        label = int(np.argmax(out)) if skipped <= learned else int(np.argmin(out))
+        ahead = forward.prediction == label and out[label] - np.delete(out, label).max() >= 1
+        before = gated.counters.as_dict()["learning"]
+        assert gated.learn(x, label).learned is not ahead
+        spent = {k: v - before[k] for k, v in gated.counters.as_dict()["learning"].items()}
+        if ahead:
+            assert spent == {k: spec.classes if k == "compares" else 0 for k in KINDS}
+            skipped += 1
+        else:
+            plain.learn(x, label)
+            learned += 1
+        assert all(np.array_equal(a, b) for a, b in zip(plain.weights, gated.weights, strict=True))
+        assert plain.lfsr_state == gated.lfsr_state
+    assert skipped >= 5 and learned >= 5

@@ -62,6 +62,9 @@ def core_specs(draw: st.DrawFn) -> CoreSpec:
         shifts = st.one_of(st.integers(0, 4), st.integers(0, 40))
     if rule != "none":
         fields["lr_shifts"] = tuple(draw(shifts) for _ in range(len(hidden) + 1))
+        if draw(st.booleans()):
+            top = time_steps if lif else (1 << (act_bits - 1)) - 1
+            fields |= dict(learn_gate="margin", gate_margin=draw(st.integers(0, min(top, 3))))
     width = draw(st.sampled_from(sorted(MAXIMAL_TAPS)))
     seeds = st.integers(1, (1 << width) - 1)
     return CoreSpec(
