@@ -1,0 +1,1 @@
+"""Interchange with the neuromorphic and quantization ecosystems: NIR graphs and QONNX models."""
