@@ -9,7 +9,7 @@ from quant.atomic import atomic_write_text
 from quant.counters import PHASES
 
 
-def _figure():  # matplotlib is imported here: the rest of the report does not need it
+def pyplot():  # matplotlib is imported here: the rest of the report does not need it
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,7 +19,7 @@ def _figure():  # matplotlib is imported here: the rest of the report does not n
     return plt
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     import io
 
     buffer = io.StringIO()
@@ -37,7 +37,7 @@ def _stacked(ax, labels: list[str], parts: dict[str, list[float]]) -> None:
 
 def write_plots(result: dict, out: Path) -> list[Path]:
     """energy.svg, memory_accesses.svg and, after synthesis, area.svg."""
-    plt = _figure()
+    plt = pyplot()
     written = []
     learning = result["energy"]["learning"]["per_unit_pj"]
     units = sorted({u for p in PHASES for u in learning[p]})
@@ -45,7 +45,7 @@ def write_plots(result: dict, out: Path) -> list[Path]:
     _stacked(ax, list(PHASES), {u: [learning[p].get(u, 0.0) / 1000 for p in PHASES] for u in units})
     ax.set_ylabel("nJ per sample")
     ax.set_title(f"{result['spec']}: energy per sample by phase")
-    _save(fig, out / "energy.svg")
+    save_figure(fig, out / "energy.svg")
     written.append(out / "energy.svg")
     plt.close(fig)
 
@@ -57,7 +57,7 @@ def write_plots(result: dict, out: Path) -> list[Path]:
     ax.set_ylabel("accesses per sample")
     ax.set_title(f"{result['spec']}: memory accesses per sample")
     ax.tick_params(axis="x", labelrotation=30)
-    _save(fig, out / "memory_accesses.svg")
+    save_figure(fig, out / "memory_accesses.svg")
     written.append(out / "memory_accesses.svg")
     plt.close(fig)
 
@@ -73,7 +73,7 @@ def write_plots(result: dict, out: Path) -> list[Path]:
         )
         ax.set_ylabel("mm² (estimate)")
         ax.set_title(f"{result['spec']}: area by unit")
-        _save(fig, out / "area.svg")
+        save_figure(fig, out / "area.svg")
         written.append(out / "area.svg")
         plt.close(fig)
     return written

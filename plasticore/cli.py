@@ -20,7 +20,7 @@ from sim.chip.params import INITS, load_params
 from sim.chip.train import ChipResult, ChipTrainConfig, train_chip
 from sim.data import DATASET_NAMES
 from sim.rules import RULES, SNN_RULES
-from sim.train import OPTIMIZERS, TrainConfig, TrainResult, train
+from sim.train import LR_SCHEDULES, OPTIMIZERS, TrainConfig, TrainResult, train
 
 # The main job's spec: the small shipped core (64-100-10 LIF on the bundled 8x8 digits).
 MAIN_SPEC = Path(__file__).parents[1] / "configs" / "digits.toml"
@@ -183,6 +183,7 @@ def _train(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         momentum=args.momentum,
         grad_clip=args.grad_clip,
+        lr_schedule=args.lr_schedule,
         dropout=args.dropout,
         conv_trainable=not args.fixed_conv,
         hidden_activation=args.activation,
@@ -412,6 +413,30 @@ def _quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from plasticore.sweep import load_grid, run_sweep
+
+    grid = load_grid(args.grid)
+    try:
+        run_sweep(
+            grid,
+            args.out,
+            backend=args.backend,
+            workers=args.workers,
+            address=args.address,
+            progress=not args.quiet,
+        )
+    except KeyboardInterrupt:
+        print(
+            "plasticore: interrupted; rerun the same command to continue: finished points "
+            f"are kept in {Path(args.out) / 'points'}",
+            file=sys.stderr,
+        )
+        return 130
+    print((Path(args.out) / "sweep.md").read_text())
+    return 0
+
+
 def _data_arguments(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument("--data", default=default, help=f"one of {', '.join(DATASET_NAMES)}")
     parser.add_argument(
@@ -453,6 +478,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=1.5e-4)
     t.add_argument("--optimizer", default="adam", help=f"one of {', '.join(OPTIMIZERS)}")
     t.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
+    t.add_argument(
+        "--lr-schedule",
+        default="constant",
+        help=f"one of {', '.join(LR_SCHEDULES)} (onecycle: peaks at --lr, per minibatch)",
+    )
     t.add_argument(
         "--grad-clip", type=float, default=0.0, help="adaptive gradient clipping λ (0: off)"
     )
@@ -563,6 +593,21 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--out", default=None, help="default hw_reports/<spec name>")
     h.add_argument("--quiet", action="store_true", help="no progress lines")
     h.set_defaults(func=_report)
+
+    s = sub.add_parser(
+        "sweep", help="learn on chip over a grid of cores: accuracy, energy, area, Pareto front"
+    )
+    s.add_argument("--grid", required=True, help="grid TOML file, e.g. sweeps/small.toml")
+    s.add_argument("--out", required=True, help="output directory (rerun it to resume)")
+    s.add_argument("--backend", default="local", help="local (process pool) or ray")
+    s.add_argument(
+        "--address", default=None, help="ray: cluster address (default: start a local instance)"
+    )
+    s.add_argument(
+        "--workers", type=int, default=None, help="processes or local Ray CPUs (default: all)"
+    )
+    s.add_argument("--quiet", action="store_true", help="no progress lines")
+    s.set_defaults(func=_sweep)
     return parser
 
 

@@ -29,6 +29,7 @@ from sim.models.snn import SNNConfig, SpikingNetwork, validate_lif
 from sim.rules import REWARDS, RULES, SNN_RULES, LearningRule, make_rule, make_snn_rule
 
 OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("constant", "onecycle")
 NEURONS = ("none", "lif")  # "lif": a spiking network (sim/models/snn.py), SNN_RULES
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.json"
@@ -48,6 +49,7 @@ class TrainConfig:
     optimizer: str = "adam"
     momentum: float = 0.0
     grad_clip: float = 0.0  # adaptive gradient clipping λ (sim/clipping.py); 0: off
+    lr_schedule: str = "constant"  # "onecycle": one cycle peaking at lr over the run (LFP A.7.5)
     dropout: float = 0.0
     conv_trainable: bool = True
     hidden_activation: str = "tanh"
@@ -116,6 +118,10 @@ class TrainConfig:
             raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
         if not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
             raise ConfigError(f"grad_clip must be a finite number >= 0, got {self.grad_clip}")
         if not 0.0 <= self.momentum < 1.0:
@@ -227,6 +233,22 @@ def make_optimizer(config: TrainConfig, net: Network) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
 
 
+def make_scheduler(
+    config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Smith & Topin's one-cycle policy over the whole run (warm up to `lr` over 30 % of
+    the steps, cosine down to lr/25e4), stepped once per minibatch; None for `constant`.
+    Momentum is not cycled: the optimizer keeps the momentum it was given."""
+    if config.lr_schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=config.lr,
+        total_steps=config.epochs * steps_per_epoch,
+        cycle_momentum=False,
+    )
+
+
 def targets(dataset: Dataset, labels: torch.Tensor) -> torch.Tensor:
     """One-hot targets for classification, the values themselves for regression."""
     if dataset.task == "classification":
@@ -302,6 +324,11 @@ def _load_checkpoint(path: Path, config: TrainConfig) -> dict:
             f"{path}: checkpoint already holds {len(history)} epochs, more than the "
             f"{config.epochs} asked for"
         )
+    if config.lr_schedule == "onecycle" and saved.get("epochs") != config.epochs:
+        raise ConfigError(
+            f"{path}: the one-cycle schedule spans the run's {saved.get('epochs')} epochs; "
+            "resume with the same --epochs"
+        )
     return state
 
 
@@ -327,6 +354,9 @@ def train(
     if prepare is not None:
         prepare(net)
     optimizer = make_optimizer(config, net)
+    x_train, y_train, x_test, y_test = _tensors(dataset)
+    bounds = minibatch_bounds(len(x_train), config.batch_size, _has_batchnorm(net))
+    scheduler = make_scheduler(config, optimizer, len(bounds) - 1)
     generator = torch.Generator().manual_seed(config.seed + 2)
     history: list[EpochRecord] = []
     out = output_dir(out_dir)
@@ -335,11 +365,11 @@ def train(
         net.load_state_dict(state["network"])
         rule.load_state_dict(state["rule"])
         optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
         history = [EpochRecord(**r) for r in state["history"]]
 
-    x_train, y_train, x_test, y_test = _tensors(dataset)
-    bounds = minibatch_bounds(len(x_train), config.batch_size, _has_batchnorm(net))
     for epoch in range(len(history) + 1, config.epochs + 1):
         start = time.perf_counter()
         order = torch.randperm(len(x_train), generator=generator)
@@ -361,6 +391,8 @@ def train(
             if config.grad_clip > 0:
                 adaptive_clip_(net.parameters(), config.grad_clip)
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             loss_sum += result.loss * len(idx)
             error_sum += batch_error(dataset, result.output, labels)
             if result.angles is not None:
@@ -382,7 +414,7 @@ def train(
                 f"test error {record.test_error:.4f}  test loss {record.test_loss:.4f}"
             )
         if out is not None:
-            _save(out, config, net, rule, optimizer, generator, history)
+            _save(out, config, net, rule, optimizer, scheduler, generator, history)
         if on_epoch_end is not None:
             on_epoch_end(record)
     return TrainResult(config, net, rule, history)
@@ -394,6 +426,7 @@ def _save(
     net: Network,
     rule: LearningRule,
     optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     generator: torch.Generator,
     history: list[EpochRecord],
 ) -> None:
@@ -403,6 +436,7 @@ def _save(
         "network": net.state_dict(),
         "rule": rule.state_dict(),
         "optimizer": optimizer.state_dict(),
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
         "generator": generator.get_state(),
         "history": records,
     }

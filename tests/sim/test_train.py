@@ -6,7 +6,7 @@ import torch
 
 from quant.errors import ConfigError
 from sim.data import load_dataset
-from sim.train import CHECKPOINT, LOG, TrainConfig, minibatch_bounds, train
+from sim.train import CHECKPOINT, LOG, TrainConfig, make_scheduler, minibatch_bounds, train
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +214,7 @@ LIF = {"neuron": "lif", "rule": "lfp_window", "dropout": 0.0}
         ({**LIF, "epsilon": 0.0}, "epsilon must be > 0"),
         ({"seed": 2**62}, "seed must be in"),
         ({"topology": "FC_²_FC_10"}, "integer units"),
+        ({"lr_schedule": "cosine"}, "lr_schedule must be one of"),
     ],
 )
 def test_more_refused_settings(change, phrase):
@@ -226,3 +227,45 @@ def test_lfp_refuses_regression():
     config = TrainConfig(rule="lfp", topology="FC_8_FC_10", data="drtp_regression", epochs=1)
     with pytest.raises(ConfigError, match="needs class labels"):
         train(config, progress=False, dataset=data)
+
+
+ONECYCLE = TrainConfig(
+    **{**SMALL.__dict__, "lr_schedule": "onecycle", "optimizer": "sgd", "lr": 0.5, "dropout": 0.0}
+)
+
+
+def test_onecycle_schedule_resumes_exactly_and_cannot_be_stretched(tmp_path, digits):
+    """The schedule's position is checkpointed: an interrupted one-cycle run resumes to the
+    same weights; more epochs would move its peak, so a longer resume is refused."""
+    straight = train(ONECYCLE, progress=False, dataset=digits)
+
+    def stop_after_one(record):
+        if record.epoch == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(ONECYCLE, tmp_path, progress=False, dataset=digits, on_epoch_end=stop_after_one)
+    resumed = train(ONECYCLE, tmp_path, resume=True, progress=False, dataset=digits)
+    for a, b in zip(straight.network.parameters(), resumed.network.parameters(), strict=True):
+        assert torch.equal(a, b)
+    longer = TrainConfig(**{**ONECYCLE.__dict__, "epochs": 4})
+    with pytest.raises(ConfigError, match="one-cycle schedule spans"):
+        train(longer, tmp_path, resume=True, progress=False, dataset=digits)
+
+
+def test_onecycle_warms_up_to_lr_then_anneals_and_keeps_momentum():
+    """The documented cycle: lr/25 at the start, `lr` at 30 % of the steps, lr/25e4 at the
+    end; the optimizer's momentum is left as configured."""
+    config = TrainConfig(**{**ONECYCLE.__dict__, "epochs": 2, "momentum": 0.5})
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr, momentum=0.5)
+    scheduler = make_scheduler(config, optimizer, steps_per_epoch=50)
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == pytest.approx(config.lr / 25)
+    assert max(rates) == pytest.approx(config.lr) and rates.index(max(rates)) in (29, 30)
+    assert rates[-1] == pytest.approx(config.lr / 25e4, rel=0.05)
+    assert optimizer.param_groups[0]["momentum"] == 0.5
+    assert make_scheduler(SMALL, optimizer, 50) is None
