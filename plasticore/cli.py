@@ -341,7 +341,14 @@ def _quantize(args: argparse.Namespace) -> int:
     from sim.data import load_dataset
 
     spec = load_spec(args.spec)
-    rule = args.rule or ("surrogate_bp" if spec.spiking else "drtp")
+    # A LIF core's default float rule is the window twin of its own on-chip rule.
+    rule = args.rule or (
+        f"{spec.rule}_window"
+        if spec.spiking and spec.rule != "none"
+        else "surrogate_bp"
+        if spec.spiking
+        else "drtp"
+    )
     if spec.spiking and rule not in SNN_RULES:
         raise ConfigError(
             f"rule {rule!r}: spec {spec.name!r} has LIF neurons, so its float model is a "
@@ -536,7 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--rule",
         default=None,
-        help=f"float rule: LIF cores one of {', '.join(SNN_RULES)} (default surrogate_bp), "
+        help=f"float rule: LIF cores one of {', '.join(SNN_RULES)} (default: the window "
+        "twin of the spec's rule, drtp_window or lfp_window; surrogate_bp for rule none), "
         f"hard-tanh cores one of {', '.join(RULES)} (default drtp)",
     )
     q.add_argument("--epochs", type=int, default=10)

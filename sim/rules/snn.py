@@ -33,6 +33,11 @@ spike s_t = H(u_t − θ), reset H(u_{t−1} − θ); `stab(v) = v + sign(v) ε`
   reference's per-step rule divides by a positive quantity for the same reason.
   Max pooling splits a pooled unit's r in proportion to the steps each input won:
   r_p = Σ_t s_p,t [p wins at t] r / A.
+- `drtp_window`: DRTP on window totals, the float twin of the core's DRTP (contract §6).
+  Output layer, with rates n_c / T and A_i / T: `d_w_ic = (y*_c − n_c / T) A_i / T`; hidden
+  layer k: `d_w_ij = B_k[c*, j] g_j A_i / T` with B_k a fixed random ±1 projection (one row
+  per class, selected by the label c*) and the boxcar gate `g_j = [−T θ < Z_j < T θ]` of the
+  window current; biases as weights on a constant input (A = T). No signal crosses layers.
 - `surrogate_bp`: BPTT on the cross-entropy of the spike counts, H's derivative replaced
   by that of the fast sigmoid `s(x) = x / (1 + 25|x|)`, i.e. `1 / (1 + 25|x|)²` (A.7.5's
   surrogate for the MNIST SNNs; snnTorch's `surrogate.fast_sigmoid(slope=25)`).
@@ -209,8 +214,48 @@ class WindowLFP(SpikingLFP):
         return (counts * per_input[0]).reshape(trace.inp.shape[1:])
 
 
+class WindowDRTP(SpikingRule):
+    """DRTP on window totals (spike counts, integrated currents); see the module docstring."""
+
+    name = "drtp_window"
+
+    def __init__(self, net: SpikingNetwork, seed: int = 0) -> None:
+        super().__init__(net, seed)
+        if any(block.spec.kind != "fc" for block in net.blocks):
+            raise ConfigError("rule 'drtp_window' takes fully connected spiking networks only")
+        generator = torch.Generator().manual_seed(seed)
+        classes = net.num_outputs
+        for k, block in enumerate(net.blocks[:-1]):
+            signs = torch.randint(0, 2, (classes, block.spec.width), generator=generator)
+            self.register_buffer(f"B{k}", 2.0 * signs - 1.0)
+
+    def step(
+        self,
+        x: Tensor,
+        target: Tensor,
+        generator: torch.Generator | None = None,
+        track_alignment: bool = False,
+    ) -> StepResult:
+        traces = self.network.trace(x)
+        steps = len(traces[-1].s)
+        counts = traces[-1].s.detach().sum(0)
+        label = target.argmax(1)
+        for k, (block, trace) in enumerate(zip(self.network.blocks, traces, strict=True)):
+            if k == len(traces) - 1:
+                post = target - counts / steps
+            else:
+                current = trace.z.detach().sum(0)
+                gate = (current.abs() < steps * block.threshold.detach()).to(current.dtype)
+                post = self.get_buffer(f"B{k}")[label] * gate
+            rates = trace.x.detach().sum(0) / steps  # A_i / T
+            block.layer.weight.grad = -(post.T @ rates)
+            if block.layer.bias is not None and block.layer.bias.requires_grad:
+                block.layer.bias.grad = -post.sum(0)
+        return StepResult(self.loss(counts, target).item(), counts, None)
+
+
 SNN_RULES: dict[str, type[SpikingRule]] = {
-    rule.name: rule for rule in (BPTT, SurrogateBPTT, SpikingLFP, WindowLFP)
+    rule.name: rule for rule in (BPTT, SurrogateBPTT, SpikingLFP, WindowLFP, WindowDRTP)
 }
 
 

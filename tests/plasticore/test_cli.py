@@ -89,7 +89,7 @@ def test_quantize_writes_a_core_that_learns_on_chip(tmp_path, capsys):
     args = ["quantize", "--spec", "configs/digits.toml", "--epochs", "2", "--quiet"]
     assert main([*args, "--out", str(out)]) == 0
     printed = capsys.readouterr()
-    assert "| float (surrogate_bp, 2 epochs)" in printed.out and "| threshold" in printed.out
+    assert "| float (drtp_window, 2 epochs)" in printed.out and "| threshold" in printed.out
     assert "plasticore chip train --spec" in printed.err
     spec = load_spec(out / "spec.toml")
     weights, _, meta = load_params(out / "params.npz", spec)
