@@ -444,6 +444,34 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nir_export(args: argparse.Namespace) -> int:
+    from sim.chip.params import initial_weights
+    from sim.interop.nir_graph import core_to_nir, write_nir
+
+    spec = load_spec(args.spec)
+    weights = load_params(args.params, spec)[0] if args.params else initial_weights(spec, "zero")
+    print(write_nir(args.out, core_to_nir(spec, weights)))
+    return 0
+
+
+def _nir_import(args: argparse.Namespace) -> int:
+    from quant.atomic import output_dir
+    from quant.spec import save_spec
+    from sim.chip.params import save_params
+    from sim.chip.train import PARAMS
+    from sim.interop.nir_graph import core_from_nir, read_nir
+
+    base = load_spec(args.base) if args.base else None
+    spec, weights = core_from_nir(
+        read_nir(args.graph), base=base, assume_subtract=args.assume_subtract
+    )
+    out = output_dir(args.out)
+    save_spec(spec, out / "spec.toml")
+    save_params(out / PARAMS, spec, weights, spec.seed, {"nir": str(args.graph)})
+    print(f"{out / 'spec.toml'}\n{out / PARAMS}")
+    return 0
+
+
 def _data_arguments(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument("--data", default=default, help=f"one of {', '.join(DATASET_NAMES)}")
     parser.add_argument(
@@ -536,6 +564,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--resume", action="store_true", help="continue from --out's params.npz")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
     c.set_defaults(func=_chip_train)
+
+    nir = sub.add_parser("nir", help="a core to and from a NIR graph (docs/interop.md)")
+    nir_sub = nir.add_subparsers(dest="nir_command", required=True, parser_class=_Parser)
+    ne = nir_sub.add_parser("export", help="write a core's NIR graph (spec and integers inside)")
+    ne.add_argument("--spec", required=True, help="a CoreSpec TOML file")
+    ne.add_argument("--params", default=None, help="integer weights (.npz); default zero")
+    ne.add_argument("--out", required=True, help="the .nir file to write")
+    ne.set_defaults(func=_nir_export)
+    ni = nir_sub.add_parser("import", help="a NIR graph to spec.toml and params.npz")
+    ni.add_argument("--graph", required=True, help="a .nir file")
+    ni.add_argument(
+        "--base", default=None, help="spec for what a foreign graph lacks (widths, rule)"
+    )
+    ni.add_argument(
+        "--assume-subtract",
+        action="store_true",
+        help="read foreign LIF nodes as reset by subtraction with a one-step delay",
+    )
+    ni.add_argument("--out", required=True, help="directory for spec.toml and params.npz")
+    ni.set_defaults(func=_nir_import)
 
     q = sub.add_parser("quantize", help="train in float, convert to a core's integers")
     q.add_argument("--spec", required=True, help="the core to convert to, e.g. configs/digits.toml")

@@ -3,11 +3,12 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from plasticore.cli import main
 from quant.spec import load_spec, save_spec
-from sim.chip.params import load_params
+from sim.chip.params import initial_weights, load_params, save_params
 
 
 def _error_line(capsys):
@@ -162,3 +163,21 @@ def test_rtl_writes_verilog_and_manifest(tmp_path) -> None:
 def test_fpga_refuses_an_unknown_board(capsys) -> None:
     assert main(["fpga", "--spec", "configs/digits.toml", "--board", "nexys"]) == 2
     assert "board must be one of ulx3s-12f" in _error_line(capsys)
+
+
+def test_nir_export_then_import_gives_the_core_back(tmp_path, capsys) -> None:
+    spec = load_spec("configs/digits.toml")
+    weights = initial_weights(spec, "random", 4)
+    save_params(tmp_path / "p.npz", spec, weights, spec.seed)
+    graph = tmp_path / "digits.nir"
+    args = ["nir", "export", "--spec", "configs/digits.toml", "--params", str(tmp_path / "p.npz")]
+    assert main([*args, "--out", str(graph)]) == 0
+    assert main(["nir", "import", "--graph", str(graph), "--out", str(tmp_path / "back")]) == 0
+    back = load_spec(tmp_path / "back" / "spec.toml")
+    assert back == spec
+    loaded = load_params(tmp_path / "back" / "params.npz", back)[0]
+    assert all(np.array_equal(a, b) for a, b in zip(weights, loaded, strict=True))
+    assert (
+        main(["nir", "import", "--graph", str(tmp_path / "none.nir"), "--out", str(tmp_path)]) == 2
+    )
+    assert "none.nir" in _error_line(capsys)
