@@ -28,8 +28,15 @@ class Datasets:
 
 
 def run_key(config: TrainConfig) -> str:
-    """A stable file name for one configuration (all fields, so any change reruns it)."""
-    text = json.dumps(dataclasses.asdict(config), sort_keys=True)
+    """A stable file name for one configuration: every field that differs from its default,
+    so any change reruns it while a newly added field (at its default) keeps old runs."""
+    defaults = TrainConfig()
+    changed = {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if getattr(config, f.name) != getattr(defaults, f.name)
+    }
+    text = json.dumps(changed, sort_keys=True)
     return (
         f"{config.rule}_{config.data}_s{config.seed}_{hashlib.sha1(text.encode()).hexdigest()[:12]}"
     )
