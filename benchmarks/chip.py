@@ -87,6 +87,10 @@ def chip_run(
         "test_error": result.final.test_error,
         "test_error_per_epoch": [e.test_error for e in result.history],
         "learned_per_epoch": [e.learned for e in result.history],
+        "last_epoch_counters_per_sample": {
+            phase: {k: v / samples for k, v in kinds.items()}
+            for phase, kinds in result.history[-1].counters.items()
+        },
         "samples_per_second": samples
         * len(result.history)
         / sum(e.seconds for e in result.history),

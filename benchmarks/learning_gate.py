@@ -25,20 +25,26 @@ from hw_reports.markdown import markdown_table
 from quant.atomic import atomic_write_json, atomic_write_text
 from rtl.core import memories
 
-GATES: tuple[tuple[str, int], ...] = (("always", 0), ("margin", 0), ("margin", 2), ("margin", 4))
+GATES: tuple[tuple[str, int], ...] = (
+    ("always", 0),
+    ("margin", 0),
+    ("margin", 2),
+    ("margin", 4),
+    ("margin", 6),
+)
 
 
-def overhead(data: str, rule: str, gate: tuple[str, int], record: dict) -> tuple[float, float]:
-    """Learning and inference energy per training sample (pJ) of one run's counters."""
+def overhead(data: str, rule: str, gate: tuple[str, int], counters: dict) -> tuple[float, float]:
+    """Learning and inference energy per training sample (pJ) of counters per sample."""
     spec = replace(chip_spec(data, rule), learn_gate=gate[0], gate_margin=gate[1])
-    report = energy(spec, record["counters_per_sample"], 1, load_table(), memories(spec))
+    report = energy(spec, counters, 1, load_table(), memories(spec))
     return report.phase("learning"), report.phase("inference")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--work", default="runs/bench_chip", help="cache of finished runs")
+    parser.add_argument("--work", default="runs/bench_learning_gate", help="finished runs")
     parser.add_argument("--out", default="docs/results", help="where learning_gate.* go")
     args = parser.parse_args(argv)
     seeds = (0,) if args.quick else (0, 1, 2)
@@ -53,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             for gate in GATES:
                 print(f"chip {rule} {data} gate {gate}", file=sys.stderr, flush=True)
                 runs = [chip_run(data, rule, 8, s, epochs, work, datasets, gate) for s in seeds]
-                energies = [overhead(data, rule, gate, r) for r in runs]
+                energies = [overhead(data, rule, gate, r["counters_per_sample"]) for r in runs]
+                last = [
+                    overhead(data, rule, gate, r["last_epoch_counters_per_sample"]) for r in runs
+                ]
                 rows.append(
                     {
                         "data": data,
@@ -68,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                         "learning_pj": [e[0] for e in energies],
                         "inference_pj": [e[1] for e in energies],
                         "overhead": [100 * e[0] / e[1] for e in energies],
+                        "overhead_last_epoch": [100 * e[0] / e[1] for e in last],
                     }
                 )
     table = markdown_table(
@@ -81,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             "learning nJ/sample",
             "inference nJ/sample",
             "learning-energy overhead %",
+            "overhead, last epoch %",
         ],
         [
             [
@@ -93,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 mean_std([v / 1000 for v in r["learning_pj"]]),
                 mean_std([v / 1000 for v in r["inference_pj"]]),
                 mean_std(r["overhead"], 1),
+                mean_std(r["overhead_last_epoch"], 1),
             ]
             for r in rows
         ],

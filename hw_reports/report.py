@@ -162,6 +162,7 @@ def build_report(
             f"spec {spec.name!r} has rule 'none': the report measures a learning core "
             "against its inference-only twin"
         )
+    spec.require_no_conv("the hardware report")
     out = Path(out_dir)
     work = out / "stages"
     work.mkdir(parents=True, exist_ok=True)

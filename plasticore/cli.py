@@ -16,7 +16,7 @@ from quant.counters import KINDS, PHASES
 from quant.errors import PlasticoreError
 from quant.spec import load_spec
 from rtl.board import BOARDS, DEFAULT_BAUD, DEFAULT_BOARD
-from sim.chip.params import INITS, load_params
+from sim.chip.params import INITS, load_kernels, load_params
 from sim.chip.train import ChipResult, ChipTrainConfig, train_chip
 from sim.data import DATASET_NAMES
 from sim.rules import RULES, SNN_RULES
@@ -236,6 +236,7 @@ def _chip_train(args: argparse.Namespace) -> int:
         init=args.init,
     )
     weights = load_params(args.params, spec)[0] if args.params else None
+    kernels = load_kernels(args.params, spec) if args.params and spec.conv else None
     result = train_chip(
         spec,
         config,
@@ -243,6 +244,7 @@ def _chip_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.quiet,
         weights=weights,
+        kernels=kernels,
     )
     print(chip_table(result))
     if args.out:

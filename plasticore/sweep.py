@@ -263,6 +263,7 @@ class Grid:
             bits = values.get("weight_bits", spec.weight_bits)
             replace(spec, weight_bits=bits)  # checks the width before at_width computes with it
             at_width(spec, [], bits)
+            spec.require_no_conv("a sweep (its area estimate)")
         except ConfigError as error:
             raise ConfigError(f"point {where}: {error}") from error
         if spec.rule == "none":

@@ -116,6 +116,7 @@ def convert(
     `threshold` (θ, one for all layers or one per layer) and `beta` describe the float LIF
     network; a hard-tanh network (`clip(z, −1, 1)`) takes neither.
     """
+    base.require_no_conv("the float → integer conversion")
     floats = _float_weights(base, weights)
     frac_bits = [
         weight_frac_bits(w, base.weight_bits, f"weights[{k}]") for k, w in enumerate(floats)

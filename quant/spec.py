@@ -28,9 +28,18 @@ NEURONS = ("lif", "hardtanh")
 CORE_RULES = ("none", "drtp", "lfp")
 PROJECTIONS = ("rom", "lfsr")
 LEARN_GATES = ("always", "margin")
+# The convolutional front end's fields at their "no front end" values (contract §3).
+CONV_DEFAULTS = {
+    "image_shape": (),
+    "conv_channels": 0,
+    "conv_kernel": 0,
+    "conv_stride": 0,
+    "conv_threshold": 0,
+    "kernel_bits": 0,
+}
 # Optional features written to TOML only when switched on: a spec without them keeps the
 # text, and so the hash (`rtl.memory_map.spec_hash`), it had before they existed.
-OPTIONAL_FIELDS = {"learn_gate": "always", "gate_margin": 0}
+OPTIONAL_FIELDS = {"learn_gate": "always", "gate_margin": 0} | CONV_DEFAULTS
 MAX_EXACT_BITS = 62  # every product the contract forms must stay below 2^62
 
 
@@ -46,7 +55,8 @@ def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True)
 class CoreSpec:
-    """One learning core: topology, encoding, neuron, widths, rule, rounding, seeds, lanes."""
+    """One learning core: topology, encoding, neuron, widths, rule, rounding, seeds, lanes,
+    and an optional convolutional front end."""
 
     name: str
     inputs: int
@@ -77,6 +87,14 @@ class CoreSpec:
     projection_seed: int = 1
     learn_gate: Literal["always", "margin"] = "always"
     gate_margin: int = 0
+    # The convolutional front end (contract §3): fixed kernels before the first dense layer;
+    # conv_channels = 0 means none, and then every field below keeps its default.
+    image_shape: tuple[int, ...] = ()  # (channels, height, width) of the input, row-major
+    conv_channels: int = 0
+    conv_kernel: int = 0
+    conv_stride: int = 0
+    conv_threshold: int = 0
+    kernel_bits: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -85,6 +103,7 @@ class CoreSpec:
         object.__setattr__(self, "lr_shifts", _int_tuple("lr_shifts", self.lr_shifts))
         object.__setattr__(self, "thresholds", _int_tuple("thresholds", self.thresholds))
         object.__setattr__(self, "act_shifts", _int_tuple("act_shifts", self.act_shifts))
+        object.__setattr__(self, "image_shape", _int_tuple("image_shape", self.image_shape))
         _check_range("inputs", self.inputs, 1, 1 << 16)
         for k, width in enumerate(self.hidden):
             _check_range(f"hidden[{k}]", width, 1, 1 << 14)
@@ -104,6 +123,7 @@ class CoreSpec:
             )
         _check_range("seed", self.seed, 1, (1 << self.lfsr_width) - 1)
         _check_range("projection_seed", self.projection_seed, 1, (1 << self.lfsr_width) - 1)
+        self._check_conv()
         self._check_accumulator()
         self._check_learning()
         self._check_gate()
@@ -137,9 +157,45 @@ class CoreSpec:
         for k, value in enumerate(values):
             _check_range(f"{name}[{k}]", value, low, high)
 
+    def _check_conv(self) -> None:
+        """The front end's fields: all at their defaults without it, in range with it."""
+        _check_range("conv_channels", self.conv_channels, 0, 1 << 10)
+        if not self.conv:
+            for name, default in CONV_DEFAULTS.items():
+                if getattr(self, name) != default:
+                    raise ConfigError(
+                        f"{name} must be left out without a front end (conv_channels = 0)"
+                    )
+            return
+        if not self.spiking:
+            raise ConfigError("conv_channels: the convolutional front end needs neuron 'lif'")
+        if len(self.image_shape) != 3:
+            raise ConfigError(
+                f"image_shape must be (channels, height, width), got {list(self.image_shape)}"
+            )
+        for k, size in enumerate(self.image_shape):
+            _check_range(f"image_shape[{k}]", size, 1, 1 << 16)
+        channels, height, width = self.image_shape
+        if channels * height * width != self.inputs:
+            raise ConfigError(
+                f"image_shape: {channels} x {height} x {width} = {channels * height * width} "
+                f"values, but inputs = {self.inputs}"
+            )
+        _check_range("conv_kernel", self.conv_kernel, 1, min(height, width))
+        _check_range("conv_stride", self.conv_stride, 1, min(height, width))
+        _check_range("conv_threshold", self.conv_threshold, 1, (1 << (self.membrane_bits - 1)) - 1)
+        _check_range("kernel_bits", self.kernel_bits, 2, 16)
+        if self.conv_outputs > 1 << 16:
+            raise ConfigError(
+                f"conv_channels: the front end has {self.conv_outputs} neurons "
+                f"({' x '.join(map(str, self.conv_shape))}), more than {1 << 16}"
+            )
+
     def _check_accumulator(self) -> None:
         fan = max(self.layer_sizes).bit_length()
         low = max(self.weight_bits + self.activity_bits, self.membrane_bits if self.spiking else 0)
+        if self.conv:
+            low = max(low, self.conv_sum_bits)
         high = MAX_EXACT_BITS - self.weight_bits - max(self.activity_bits, fan)
         _check_range("acc_bits", self.acc_bits, low, high)
 
@@ -175,9 +231,37 @@ class CoreSpec:
         return self.neuron == "lif"
 
     @property
+    def conv(self) -> bool:
+        """Whether the core has the convolutional front end."""
+        return self.conv_channels > 0
+
+    @property
+    def conv_shape(self) -> tuple[int, int, int]:
+        """The front end's neurons as `(channels, height, width)`: a "valid" convolution."""
+        _, height, width = self.image_shape
+        k, s = self.conv_kernel, self.conv_stride
+        return self.conv_channels, (height - k) // s + 1, (width - k) // s + 1
+
+    @property
+    def conv_outputs(self) -> int:
+        """Neurons of the front end, the presynaptic neurons of the first dense layer."""
+        channels, height, width = self.conv_shape
+        return channels * height * width
+
+    @property
+    def conv_sum_bits(self) -> int:
+        """Signed bits of the largest conv current: every tap at the most negative kernel
+        value times the largest input (1 for spikes); the accumulator must hold it."""
+        top = 1 if self.encoding == "spikes" else (1 << self.input_bits) - 1
+        taps = self.image_shape[0] * self.conv_kernel**2
+        largest = taps * top << (self.kernel_bits - 1)
+        return 1 + (largest - 1).bit_length()
+
+    @property
     def layer_sizes(self) -> tuple[int, ...]:
-        """Neurons per layer, input first: `(inputs, *hidden, classes)`."""
-        return (self.inputs, *self.hidden, self.classes)
+        """Neurons per layer, input first: `(n_0, *hidden, classes)`, where `n_0` is
+        `inputs`, or the front end's neurons when there is one (contract §1)."""
+        return (self.conv_outputs if self.conv else self.inputs, *self.hidden, self.classes)
 
     @property
     def activity_bits(self) -> int:
@@ -246,6 +330,15 @@ class CoreSpec:
                 )
             arrays.append(w)
         return arrays
+
+    def require_no_conv(self, what: str) -> None:
+        """Refuse a spec with the convolutional front end in `what`, which lacks it, rather
+        than let it misread the first layer's inputs."""
+        if self.conv:
+            raise ConfigError(
+                f"conv_channels: {what} does not support the convolutional front end yet "
+                f"(spec {self.name!r} has conv_channels = {self.conv_channels})"
+            )
 
     def blocks(self, width: int) -> int:
         """Memory words per row of `width` neurons: `ceil(width / lanes)`."""

@@ -50,6 +50,10 @@ class Geometry:
 
     spec: CoreSpec
 
+    def __post_init__(self) -> None:
+        # Every RTL unit, memory list, image, driver and estimate sizes itself here.
+        self.spec.require_no_conv("the RTL core")
+
     @cached_property
     def layers(self) -> tuple[LayerGeometry, ...]:
         spec = self.spec

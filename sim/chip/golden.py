@@ -15,10 +15,11 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from quant.counters import Counters
 from quant.errors import ConfigError
-from quant.fixed import shift_right
+from quant.fixed import QFormat, shift_right
 from quant.lfsr import LFSRStream
 from quant.spec import CoreSpec
 from quant.tables import projection_rom, recip_table, reward_tables, rounding_lfsr
@@ -59,8 +60,9 @@ class LIFState(NamedTuple):
 
 
 def multi_bit(spec: CoreSpec, k: int) -> bool:
-    """Whether layer k's inputs are multi-bit (a multiply per synapse), not spikes."""
-    return not spec.spiking or (k == 0 and spec.encoding == "intensity")
+    """Whether layer k's inputs are multi-bit (a multiply per synapse), not spikes; behind a
+    front end the first layer sees the conv neurons' spikes."""
+    return not spec.spiking or (k == 0 and spec.encoding == "intensity" and not spec.conv)
 
 
 def synaptic_sums(
@@ -76,14 +78,53 @@ def synaptic_sums(
     return weights[events].sum(0), len(events)
 
 
+def lif_fire(
+    spec: CoreSpec, theta: int, v: np.ndarray, s: np.ndarray, current: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Membrane and spikes after one LIF step at threshold θ (§3): leak, integrate, subtract
+    θ one step after a spike, fire above θ."""
+    shift = spec.leak_shift
+    leak = v >> shift if shift else 0
+    v = spec.membrane.saturate(v - leak + current - theta * s)
+    return v, (v > theta).astype(np.int64)
+
+
 def lif_step(spec: CoreSpec, k: int, state: LIFState, current: np.ndarray) -> LIFState:
-    """One time step of LIF layer k (§3): leak, integrate, subtract θ one step after a spike,
-    fire above θ; the window current and the spike count accumulate."""
-    shift, theta = spec.leak_shift, spec.thresholds[k]
-    leak = state.v >> shift if shift else 0
-    v = spec.membrane.saturate(state.v - leak + current - theta * state.s)
-    s = (v > theta).astype(np.int64)
+    """One time step of LIF layer k (§3); the window current and the spike count accumulate."""
+    v, s = lif_fire(spec, spec.thresholds[k], state.v, state.s, current)
     return LIFState(v, s, state.z + current, state.n + s)
+
+
+def conv_step(spec: CoreSpec, state: LIFState, current: np.ndarray) -> LIFState:
+    """One time step of the front end's neurons (§3) at `conv_threshold`; they keep no
+    window current (`z` stays zero): nothing learns from it."""
+    v, s = lif_fire(spec, spec.conv_threshold, state.v, state.s, current)
+    return LIFState(v, s, state.z, state.n + s)
+
+
+def conv_sums(spec: CoreSpec, kernels: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Exact currents of the front end's neurons, flattened `(channel, row, column)` (§3).
+    Each input event adds its taps to the patch it reaches; gathered per neuron, that is the
+    "valid" cross-correlation of the image with the kernels at the stride."""
+    k, stride = spec.conv_kernel, spec.conv_stride
+    image = x.reshape(spec.image_shape)
+    patches = sliding_window_view(image, (k, k), axis=(1, 2))[:, ::stride, ::stride]
+    return np.tensordot(kernels, patches, axes=([1, 2, 3], [0, 3, 4])).ravel()
+
+
+def conv_reach(spec: CoreSpec) -> np.ndarray:
+    """Per input, how many output positions (row, column) its events reach (§8): the
+    kernel words one event reads per block of channels."""
+    _, height, width = spec.image_shape
+    _, rows, cols = spec.conv_shape
+    k, stride = spec.conv_kernel, spec.conv_stride
+
+    def covered(size: int, outputs: int) -> np.ndarray:
+        hits = (np.arange(outputs)[:, None] * stride + np.arange(k)).ravel()
+        return np.bincount(hits, minlength=size)
+
+    per_pixel = np.outer(covered(height, rows), covered(width, cols)).ravel()
+    return np.tile(per_pixel, spec.image_shape[0])
 
 
 def hardtanh(spec: CoreSpec, k: int, z: np.ndarray) -> np.ndarray:
@@ -172,6 +213,23 @@ def learned_already(forward: Forward, label: int, margin: int) -> bool:
     return forward.prediction == label and int(forward.output[label] - others.max()) >= margin
 
 
+def check_kernels(spec: CoreSpec, kernels: object) -> np.ndarray:
+    """A copy of the front end's `kernels` as int64, refused unless the spec has a front
+    end and their shape `[C_out, C_in, k, k]` and range match it."""
+    if not spec.conv:
+        raise ConfigError(f"kernels: spec {spec.name!r} has no convolutional front end")
+    if kernels is None:
+        raise ConfigError(f"kernels: spec {spec.name!r} has a convolutional front end; pass them")
+    k = spec.conv_kernel
+    shape = (spec.conv_channels, spec.image_shape[0], k, k)
+    checked = np.array(kernels, dtype=np.int64)
+    if checked.shape != shape:
+        raise ConfigError(f"kernels: expected shape {shape} [out, in, k, k], got {checked.shape}")
+    if not QFormat(spec.kernel_bits).contains(checked):
+        raise ConfigError(f"kernels: values outside the {spec.kernel_bits}-bit range")
+    return checked
+
+
 def check_weights(spec: CoreSpec, weights: list[np.ndarray]) -> list[np.ndarray]:
     """Copies of `weights` as int64, refused unless shapes and range match the spec."""
     checked = spec.layer_arrays(weights, np.int64)
@@ -182,13 +240,23 @@ def check_weights(spec: CoreSpec, weights: list[np.ndarray]) -> list[np.ndarray]
 
 
 class GoldenCore:
-    """The learning core's state (weights, rounding LFSR, counters) and its two operations."""
+    """The learning core's state (weights, fixed kernels, rounding LFSR, counters) and its two
+    operations."""
 
     def __init__(
-        self, spec: CoreSpec, weights: list[np.ndarray], lfsr_state: int | None = None
+        self,
+        spec: CoreSpec,
+        weights: list[np.ndarray],
+        lfsr_state: int | None = None,
+        kernels: np.ndarray | None = None,
     ) -> None:
         self.spec = spec
         self.weights = check_weights(spec, weights)
+        self.kernels = None if kernels is None and not spec.conv else check_kernels(spec, kernels)
+        if spec.conv:
+            reach = conv_reach(spec)
+            self._conv_words = reach * spec.blocks(spec.conv_channels)
+            self._conv_taps = reach * spec.conv_channels
         self.counters = Counters()
         self._stream = LFSRStream(rounding_lfsr(spec), lfsr_state)
         self._acc = spec.accumulator
@@ -275,6 +343,35 @@ class GoldenCore:
             "inference", **{kind: n * width * neuron_steps for kind, n in per_neuron.items()}
         )
 
+    def _convolve(self, steps_in: np.ndarray) -> np.ndarray:
+        """The front end's spikes `[T, n_0]` (contract §3), counted as inference (§8)."""
+        spec, kernels = self.spec, self.kernels
+        once = spec.encoding == "intensity"  # a constant current: integrated once
+        per_step = steps_in[:1] if once else steps_in
+        currents = [conv_sums(spec, kernels, inp) for inp in per_step]  # ACC holds them
+        state = LIFState.rest(spec.conv_outputs)
+        spikes = np.empty((spec.time_steps, spec.conv_outputs), dtype=np.int64)
+        for t in range(spec.time_steps):
+            state = conv_step(spec, state, currents[0 if once else t])
+            spikes[t] = state.s
+        events = per_step != 0
+        taps = int((events * self._conv_taps).sum())
+        words = int((events * self._conv_words).sum())
+        channels, rows, cols = spec.conv_shape
+        neuron_steps = spec.conv_outputs * spec.time_steps
+        self.counters.add(
+            "inference",
+            syn_ops=taps,
+            adds=taps + 3 * neuron_steps,
+            mults=taps if once else 0,
+            weight_reads=words,
+            state_reads=neuron_steps,
+            state_writes=neuron_steps,
+            compares=neuron_steps,
+            cycles=words + rows * cols * spec.blocks(channels) * spec.time_steps,
+        )
+        return spikes
+
     def forward(self, x: np.ndarray) -> tuple[Forward, list[LayerTrace]]:
         """Inference (counted) with the per-layer trace that learning reads."""
         traces = self._forward_lif(x) if self.spec.spiking else self._forward_hardtanh(x)
@@ -287,11 +384,13 @@ class GoldenCore:
     def _forward_lif(self, x: np.ndarray) -> list[LayerTrace]:
         spec = self.spec
         steps_in = self._encode(x)
+        if spec.conv:
+            steps_in = self._convolve(steps_in)
         steps = spec.time_steps
         widths = spec.layer_sizes[1:]
         states = [LIFState.rest(n) for n in widths]
         events = [0] * len(widths)
-        once = spec.encoding == "intensity"
+        once = spec.encoding == "intensity" and not spec.conv
         if once:  # layer 1's current is the same at every step: integrate it once
             first_current, events[0] = self._integrate(0, x)
         for t in range(steps):

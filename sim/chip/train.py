@@ -19,7 +19,14 @@ from quant.counters import Counters
 from quant.errors import ConfigError
 from quant.spec import CoreSpec, spec_to_toml
 from sim.chip.golden import GoldenCore
-from sim.chip.params import INITS, initial_weights, load_params, save_params
+from sim.chip.params import (
+    INITS,
+    initial_kernels,
+    initial_weights,
+    load_kernels,
+    load_params,
+    save_params,
+)
 from sim.data import Dataset, load_dataset
 
 PARAMS, LOG = "params.npz", "log.json"
@@ -51,6 +58,7 @@ class ChipEpoch:
     test_error: float
     seconds: float  # learning only, not the test pass
     learned: float = 1.0  # fraction of samples whose learning step ran (a gate skips some)
+    counters: dict | None = None  # this epoch's counts by phase and kind (training only)
 
 
 @dataclass
@@ -89,7 +97,7 @@ def dataset_codes(spec: CoreSpec, dataset: Dataset) -> tuple[np.ndarray, np.ndar
 
 def test_error(core: GoldenCore, x: np.ndarray, y: np.ndarray) -> float:
     """Error of inference only, on a copy: evaluation does not touch the core's counters."""
-    probe = GoldenCore(core.spec, core.weights)
+    probe = GoldenCore(core.spec, core.weights, kernels=core.kernels)
     wrong = sum(probe.infer(xi).prediction != yi for xi, yi in zip(x, y, strict=True))
     return wrong / len(y)
 
@@ -106,7 +114,8 @@ def _resume(out: Path, spec: CoreSpec, config: ChipTrainConfig) -> tuple[GoldenC
         raise ConfigError(f"{out}: written with different settings; use another --out")
     if len(history) > config.epochs:
         raise ConfigError(f"{out}: already holds {len(history)} epochs, more than {config.epochs}")
-    core = GoldenCore(spec, weights, lfsr)
+    kernels = load_kernels(out / PARAMS, spec) if spec.conv else None
+    core = GoldenCore(spec, weights, lfsr, kernels)
     core.counters = counters
     return core, history
 
@@ -119,13 +128,24 @@ def train_chip(
     progress: bool = True,
     dataset: Dataset | None = None,
     weights: list[np.ndarray] | None = None,
+    kernels: np.ndarray | None = None,
 ) -> ChipResult:
-    """Learn on chip for `config.epochs` epochs from `weights` (default: `config.init`)."""
+    """Learn on chip for `config.epochs` epochs from `weights` (default: `config.init`); a
+    front end's fixed `kernels` default to `initial_kernels` of the seed, but must come
+    with given weights, which are likely trained on other kernels."""
     if spec.rule == "none":
         raise ConfigError(f"spec {spec.name!r} has rule 'none': nothing to learn")
+    if spec.conv and kernels is None:
+        if weights is not None:
+            raise ConfigError(
+                f"kernels: spec {spec.name!r} has a convolutional front end; pass its kernels "
+                "with the weights (sim.chip.params.load_kernels)"
+            )
+        kernels = initial_kernels(spec, config.seed)
     dataset = dataset or load_dataset(config.data, seed=config.seed, root=config.data_root)
     x_train, x_test = dataset_codes(spec, dataset)
-    core = GoldenCore(spec, weights or initial_weights(spec, config.init, config.seed))
+    initial = weights or initial_weights(spec, config.init, config.seed)
+    core = GoldenCore(spec, initial, kernels=kernels)
     history: list[ChipEpoch] = []
     out = output_dir(out_dir)
     if resume and out is not None and (out / PARAMS).exists():
@@ -134,6 +154,7 @@ def train_chip(
         order = np.random.default_rng([config.seed, epoch]).permutation(len(x_train))
         start = time.perf_counter()
         wrong = learned = 0
+        before = core.counters.as_dict()
         for i in tqdm(order, desc=f"on-chip epoch {epoch}", disable=not progress, leave=False):
             label = int(dataset.y_train[i])
             forward = core.learn(x_train[i], label)
@@ -142,7 +163,11 @@ def train_chip(
         seconds = time.perf_counter() - start
         n = len(order)
         tested = test_error(core, x_test, dataset.y_test)
-        record = ChipEpoch(epoch, wrong / n, tested, seconds, learned / n)
+        spent = {
+            phase: {kind: count - before[phase][kind] for kind, count in kinds.items()}
+            for phase, kinds in core.counters.as_dict().items()
+        }
+        record = ChipEpoch(epoch, wrong / n, tested, seconds, learned / n, spent)
         history.append(record)
         if progress:
             tqdm.write(
@@ -156,6 +181,6 @@ def train_chip(
                 "epochs": [asdict(e) for e in history],
                 "counters": core.counters.as_dict(),
             }
-            save_params(out / PARAMS, spec, core.weights, core.lfsr_state, meta)
+            save_params(out / PARAMS, spec, core.weights, core.lfsr_state, meta, core.kernels)
             atomic_write_json(out / LOG, {"spec": spec_to_toml(spec), **meta})
     return ChipResult(spec, config, core, history, len(x_train))

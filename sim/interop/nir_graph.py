@@ -457,6 +457,7 @@ def core_to_nir(spec: CoreSpec, weights: Sequence[np.ndarray]) -> nir.NIRGraph:
     """The core as a NIR chain in its integer units: input codes in, integer weights
     (`Linear`, torch layout `[out, in]`), integer thresholds; the spec rides in the graph
     metadata so that `core_from_nir` gives back the same core."""
+    spec.require_no_conv("NIR export (core_to_nir)")
     checked = check_weights(spec, list(weights))
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type=np.array([spec.inputs]))}
     for k, w in enumerate(checked):
@@ -497,6 +498,7 @@ def _differs(a: nir.NIRNode, b: nir.NIRNode) -> str | None:
 def _core_exact(stages: list[Stage], text: str) -> tuple[CoreSpec, list[np.ndarray]]:
     """A graph `core_to_nir` wrote: its spec, its integer weights, neurons that agree."""
     spec = spec_from_toml(str(text), f"NIR graph metadata {SPEC}")
+    spec.require_no_conv("NIR import (core_from_nir)")
     weights = []
     for stage, w in zip(stages, _dense(stages), strict=True):
         if not np.array_equal(w, np.rint(w)):
@@ -533,6 +535,7 @@ def core_from_nir(
             f"the graph carries no {SPEC}: pass base, a CoreSpec for the widths, rule and "
             "rounding that NIR does not hold"
         )
+    base.require_no_conv("NIR import (core_from_nir)")
     if not base.spiking:
         raise ConfigError("base is a hard-tanh core: NIR has no clipping node to import from")
     floats = _dense(stages)

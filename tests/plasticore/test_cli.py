@@ -181,3 +181,13 @@ def test_nir_export_then_import_gives_the_core_back(tmp_path, capsys) -> None:
         main(["nir", "import", "--graph", str(tmp_path / "none.nir"), "--out", str(tmp_path)]) == 2
     )
     assert "none.nir" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("command", ["rtl", "report"])
+def test_hardware_commands_refuse_a_conv_front_end_by_name(command, tmp_path, capsys) -> None:
+    """The front end lives in the golden model only: the hardware side refuses it by name
+    instead of reading the conv neurons as the core's inputs."""
+    args = [command, "--spec", "configs/digits_conv.toml", "--out", str(tmp_path)]
+    assert main(args) == 2
+    assert "conv_channels" in _error_line(capsys)
+    assert not any(tmp_path.iterdir())

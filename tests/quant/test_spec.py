@@ -13,6 +13,18 @@ LIF = CoreSpec("lif", 16, (8, 4), 3, thresholds=(100, 20, 10), lr_shifts=(4, 4, 
 TANH = CoreSpec(
     "tanh", 16, (8,), 3, neuron="hardtanh", time_steps=1, act_shifts=(3, 4), lr_shifts=(2, 2)
 )
+FRONT_END = dict(
+    image_shape=(1, 4, 4), conv_channels=2, conv_kernel=2, conv_stride=1, conv_threshold=50,
+    kernel_bits=4,
+)  # fmt: skip
+CONV = replace(LIF, **FRONT_END)  # 2 x 3 x 3 = 18 conv neurons
+# The fields every spec without a front end writes, in order, as before the front end existed.
+FIELDS_BEFORE_FRONT_END = [
+    "name", "inputs", "hidden", "classes", "input_bits", "encoding", "time_steps", "neuron",
+    "thresholds", "leak_shift", "act_shifts", "act_bits", "weight_bits", "membrane_bits",
+    "acc_bits", "reward_bits", "reward_frac", "q_frac", "recip_bits", "rule", "lr_shifts",
+    "rounding", "projection", "lanes", "lfsr_width", "seed", "projection_seed",
+]  # fmt: skip
 
 
 def test_shipped_specs_exist_and_round_trip():
@@ -30,6 +42,8 @@ def test_shipped_specs_exist_and_round_trip():
         replace(LIF, rule="lfp"),
         replace(LIF, rule="none", lr_shifts=()),
         replace(TANH, learn_gate="margin", gate_margin=5),
+        CONV,
+        replace(CONV, encoding="spikes", image_shape=(4, 2, 2), conv_kernel=1, rule="lfp"),
     ],
 )
 def test_toml_round_trip_through_a_file(spec, tmp_path):
@@ -82,6 +96,30 @@ def test_toml_round_trip_through_a_file(spec, tmp_path):
         (LIF, {"learn_gate": "margin", "gate_margin": 9}, "gate_margin"),
         (TANH, {"learn_gate": "margin", "gate_margin": 128}, "gate_margin"),
         (LIF, {"rule": "none", "lr_shifts": (), "learn_gate": "margin"}, "learn_gate"),
+        (LIF, {"image_shape": (1, 4, 4)}, "image_shape"),
+        (LIF, {"conv_kernel": 2}, "conv_kernel"),
+        (LIF, {"conv_stride": 1}, "conv_stride"),
+        (LIF, {"conv_threshold": 50}, "conv_threshold"),
+        (LIF, {"kernel_bits": 4}, "kernel_bits"),
+        (CONV, {"conv_channels": -1}, "conv_channels"),
+        (CONV, {"conv_channels": 1025}, "conv_channels"),
+        (replace(TANH, rule="none", lr_shifts=()), FRONT_END, "conv_channels"),
+        (CONV, {"image_shape": (4, 4)}, "image_shape"),
+        (CONV, {"image_shape": (1, 0, 16)}, "image_shape[1]"),
+        (CONV, {"image_shape": (1, 4, 5)}, "image_shape"),
+        (CONV, {"conv_kernel": 0}, "conv_kernel"),
+        (CONV, {"conv_kernel": 5}, "conv_kernel"),
+        (CONV, {"conv_stride": 0}, "conv_stride"),
+        (CONV, {"conv_stride": 5}, "conv_stride"),
+        (CONV, {"conv_threshold": 0}, "conv_threshold"),
+        (CONV, {"conv_threshold": 1 << 15}, "conv_threshold"),
+        (CONV, {"kernel_bits": 1}, "kernel_bits"),
+        (CONV, {"kernel_bits": 17}, "kernel_bits"),
+        (
+            CONV,
+            {"inputs": 1 << 16, "image_shape": (1, 256, 256), "conv_kernel": 1},
+            "conv_channels",
+        ),
     ],
 )
 def test_each_invalid_field_is_refused_by_name(base, changes, field):
@@ -97,6 +135,51 @@ def test_a_gate_left_off_leaves_the_toml_as_it_was():
     gated = spec_to_toml(replace(LIF, learn_gate="margin", gate_margin=2))
     assert gated == text + 'learn_gate = "margin"\ngate_margin = 2\n'
     assert replace(LIF, learn_gate="margin").inference_only() == LIF.inference_only()
+
+
+def test_a_spec_without_front_end_serialises_as_before():
+    """The front end's fields are written only when it exists: a shipped spec's TOML keeps
+    its fields, in order, and every line its committed file holds (so its hash and Verilog
+    stay byte for byte)."""
+    for path in CONFIGS:
+        spec = load_spec(path)
+        if spec.conv:
+            continue
+        lines = spec_to_toml(spec).splitlines()
+        assert [line.split(" = ")[0] for line in lines[1:]] == FIELDS_BEFORE_FRONT_END
+        committed = [line for line in path.read_text().splitlines() if line[:1].isalpha()]
+        assert set(committed) <= set(lines)
+    text = spec_to_toml(CONV)
+    assert text == spec_to_toml(LIF) + "".join(
+        f"{key} = {list(value) if isinstance(value, tuple) else value}\n"
+        for key, value in FRONT_END.items()
+    )
+
+
+def test_front_end_geometry():
+    assert CONV.conv and not LIF.conv
+    assert CONV.conv_shape == (2, 3, 3) and CONV.layer_sizes == (18, 8, 4, 3)
+    strided = replace(CONV, image_shape=(2, 5, 7), inputs=70, conv_kernel=3, conv_stride=2)
+    assert strided.conv_shape == (2, 2, 3) and strided.conv_outputs == 12
+    assert LIF.layer_sizes == (16, 8, 4, 3)
+
+
+def test_accumulator_must_hold_the_largest_conv_current():
+    """2 channels of 5x5 taps at −2^15 times input 255: 50 · 255 · 2^15 = 417 792 000 needs
+    30 signed bits, more than the 20 of the dense layers' rule (8 + 12)."""
+    spec = replace(
+        CONV, inputs=72, image_shape=(2, 6, 6), conv_kernel=5, kernel_bits=16, acc_bits=30
+    )
+    assert spec.conv_sum_bits == 30
+    with pytest.raises(ConfigError, match=r"acc_bits must be an integer in \[30, "):
+        replace(spec, acc_bits=29)
+    assert replace(spec, encoding="spikes", acc_bits=22).conv_sum_bits == 22  # 50 · 2^15
+
+
+def test_consumers_without_front_end_refuse_conv_specs_by_name():
+    LIF.require_no_conv("the RTL generator")
+    with pytest.raises(ConfigError, match="conv_channels: the RTL generator does not support"):
+        CONV.require_no_conv("the RTL generator")
 
 
 def test_toml_errors_name_the_problem(tmp_path):

@@ -84,6 +84,9 @@ class Pass:
     out: list[list[int]] = field(default_factory=list)
     membrane: list[list[list[int]]] = field(default_factory=list)  # LIF: [layer][t][j]
     spikes: list[list[list[int]]] = field(default_factory=list)  # LIF: [layer][t][j]
+    conv_current: list[list[int]] = field(default_factory=list)  # front end: [t][j]
+    conv_membrane: list[list[int]] = field(default_factory=list)  # front end: [t][j]
+    conv_spikes: list[list[int]] = field(default_factory=list)  # front end: [t][j]
     prediction: int = 0
 
 
@@ -95,6 +98,7 @@ class ReferenceCore:
         spec: CoreSpec,
         weights: Sequence[Sequence[Sequence[int]]] | Sequence[np.ndarray],
         lfsr_state: int | None = None,
+        kernels: np.ndarray | None = None,
     ) -> None:
         self.spec = spec
         sizes = spec.layer_sizes
@@ -106,6 +110,8 @@ class ReferenceCore:
             if len(rows) != sizes[k] or any(len(row) != sizes[k + 1] for row in rows):
                 raise ValueError(f"W_{k + 1} must be {sizes[k]} x {sizes[k + 1]}")
             self._w.append(rows)
+        # K[o][c][dy][dx] of the front end, fixed: nothing below writes it
+        self._kernels = None if kernels is None else np.asarray(kernels).tolist()
         self._lfsr = rounding_lfsr(spec)
         self.lfsr_state = spec.seed if lfsr_state is None else lfsr_state
         self.counters = Counters()
@@ -191,11 +197,16 @@ class ReferenceCore:
             trains = [[per_input[i][t] for i in range(spec.inputs)] for t in range(steps)]
             first_activity = [sum(per_input[i]) for i in range(spec.inputs)]
             self._count(adds=spec.inputs * steps, compares=spec.inputs * steps)
+        p = Pass()
+        if spec.conv_channels > 0:
+            trains = self._front_end(trains, p)
+            first_activity = [
+                sum(trains[t][j] for t in range(steps)) for j in range(len(trains[0]))
+            ]
         v = [[0] * sizes[k + 1] for k in range(n_layers)]
         s = [[0] * sizes[k + 1] for k in range(n_layers)]
         window = [[0] * sizes[k + 1] for k in range(n_layers)]  # exact Σ_t I
         counts = [[0] * sizes[k + 1] for k in range(n_layers)]
-        p = Pass()
         p.membrane = [[] for _ in range(n_layers)]
         p.spikes = [[] for _ in range(n_layers)]
         first_current: list[int] = []
@@ -203,7 +214,7 @@ class ReferenceCore:
             inp = trains[t]
             for k in range(n_layers):
                 n_out, theta = sizes[k + 1], spec.thresholds[k]
-                if k == 0 and spec.encoding == "intensity":
+                if k == 0 and spec.encoding == "intensity" and spec.conv_channels == 0:
                     if t == 0:  # constant current: integrated once, at t = 1
                         first_current = self._integrate(0, inp, multibit=True)
                     current = first_current
@@ -232,6 +243,67 @@ class ReferenceCore:
         p.out = counts
         p.activity = [first_activity] + [list(counts[k]) for k in range(n_layers - 1)]
         return p
+
+    def _conv_current(self, inp: list[int]) -> list[int]:
+        """The front end's currents, event by event: each nonzero input adds `K · x` to every
+        neuron whose kernel window covers it; counters per tap and per kernel word."""
+        spec = self.spec
+        _, height, width = spec.image_shape
+        k, stride, out_channels = spec.conv_kernel, spec.conv_stride, spec.conv_channels
+        rows, cols = (height - k) // stride + 1, (width - k) // stride + 1
+        current = [0] * (out_channels * rows * cols)
+        taps = words = 0
+        for i in range(len(inp)):
+            if inp[i] == 0:
+                continue
+            c, y, x = i // (height * width), (i // width) % height, i % width
+            for oy in range(rows):
+                for ox in range(cols):
+                    dy, dx = y - oy * stride, x - ox * stride
+                    if not (0 <= dy < k and 0 <= dx < k):
+                        continue
+                    words += spec.blocks(out_channels)
+                    for o in range(out_channels):
+                        current[(o * rows + oy) * cols + ox] += self._kernels[o][c][dy][dx] * inp[i]
+                        taps += 1
+        multibit = spec.encoding == "intensity"
+        self._count(
+            syn_ops=taps, adds=taps, mults=taps if multibit else 0, weight_reads=words, cycles=words
+        )
+        return current
+
+    def _front_end(self, trains: list[list[int]], p: Pass) -> list[list[int]]:
+        """The front end's spike trains `[t][j]` from the input trains (contract §3)."""
+        spec = self.spec
+        _, height, width = spec.image_shape
+        k, stride = spec.conv_kernel, spec.conv_stride
+        positions = ((height - k) // stride + 1) * ((width - k) // stride + 1)
+        n = spec.conv_channels * positions
+        theta = spec.conv_threshold
+        v, s = [0] * n, [0] * n
+        out = []
+        for t in range(spec.time_steps):
+            if t == 0 or spec.encoding == "spikes":  # intensity: a constant current
+                current = self._conv_current(trains[t])
+            new_s = []
+            for j in range(n):
+                old = v[j]
+                leak = old >> spec.leak_shift if spec.leak_shift > 0 else 0
+                v[j] = sat(old - leak + current[j] - theta * s[j], spec.membrane_bits)
+                new_s.append(1 if v[j] > theta else 0)
+            s = new_s
+            self._count(
+                adds=3 * n,
+                compares=n,
+                state_reads=n,
+                state_writes=n,
+                cycles=positions * spec.blocks(spec.conv_channels),
+            )
+            p.conv_current.append(list(current))
+            p.conv_membrane.append(list(v))
+            p.conv_spikes.append(list(new_s))
+            out.append(new_s)
+        return out
 
     def _forward_hardtanh(self, x: list[int]) -> Pass:
         spec = self.spec

@@ -17,8 +17,37 @@ from .reference import ReferenceCore
 
 
 @st.composite
+def front_ends(draw: st.DrawFn, encoding: str, input_bits: int, membrane_bits: int) -> dict:
+    """The fields of a small convolutional front end (images of 1–2 channels, 3x3 to 6x6,
+    kernels 1–3, strides 1–2), and `fan` and `sum_bits`: its neurons and the width of its
+    largest current, which bound `acc_bits`."""
+    shape = (draw(st.integers(1, 2)), draw(st.integers(3, 6)), draw(st.integers(3, 6)))
+    channels, kernel, stride = (
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 2)),
+    )
+    kernel_bits = draw(st.integers(2, 8))
+    top = (1 << (membrane_bits - 1)) - 1
+    outputs = channels * ((shape[1] - kernel) // stride + 1) * ((shape[2] - kernel) // stride + 1)
+    largest = shape[0] * kernel**2 * (1 if encoding == "spikes" else (1 << input_bits) - 1)
+    return dict(
+        inputs=shape[0] * shape[1] * shape[2],
+        image_shape=shape,
+        conv_channels=channels,
+        conv_kernel=kernel,
+        conv_stride=stride,
+        conv_threshold=draw(st.one_of(st.integers(1, min(top, 30)), st.integers(1, top))),
+        kernel_bits=kernel_bits,
+        fan=outputs,
+        sum_bits=1 + ((largest << (kernel_bits - 1)) - 1).bit_length(),
+    )
+
+
+@st.composite
 def core_specs(draw: st.DrawFn) -> CoreSpec:
-    """A valid small `CoreSpec`; widths lean small so that every saturation is reached."""
+    """A valid small `CoreSpec`; widths lean small so that every saturation is reached. A
+    half of the LIF cores have a convolutional front end."""
     neuron = draw(st.sampled_from(("lif", "hardtanh")))
     lif = neuron == "lif"
     rule = draw(st.sampled_from(("none", "drtp", "lfp") if lif else ("none", "drtp")))
@@ -30,8 +59,14 @@ def core_specs(draw: st.DrawFn) -> CoreSpec:
     act_bits = draw(st.integers(2, 10))
     membrane_bits = draw(st.integers(4, 16))
     fields: dict[str, object] = {}
+    fan, sum_bits = inputs, 0
     if lif:
         fields["encoding"] = draw(st.sampled_from(("intensity", "spikes")))
+        if draw(st.booleans()):
+            conv = draw(front_ends(fields["encoding"], input_bits, membrane_bits))
+            fan, sum_bits = conv.pop("fan"), conv.pop("sum_bits")
+            inputs = conv.pop("inputs")
+            fields |= conv
         top = (1 << (membrane_bits - 1)) - 1
         fields["thresholds"] = tuple(
             draw(st.one_of(st.integers(1, min(top, 40)), st.integers(1, top)))
@@ -42,8 +77,8 @@ def core_specs(draw: st.DrawFn) -> CoreSpec:
     else:
         fields["act_shifts"] = tuple(draw(st.integers(0, 8)) for _ in range(len(hidden) + 1))
         activity_bits = max(input_bits, act_bits)
-    fan = max(inputs, *hidden, classes).bit_length()
-    low = max(weight_bits + activity_bits, membrane_bits if lif else 0)
+    fan = max(fan, *hidden, classes).bit_length()
+    low = max(weight_bits + activity_bits, membrane_bits if lif else 0, sum_bits)
     high = MAX_EXACT_BITS - weight_bits - max(activity_bits, fan)
     acc_bits = draw(st.one_of(st.integers(low, min(high, low + 6)), st.integers(low, high)))
     if rule == "lfp":
@@ -104,6 +139,18 @@ def _weights(spec: CoreSpec, rng: np.random.Generator, zeros: float, scale: floa
     return out
 
 
+def _kernels(spec: CoreSpec, rng: np.random.Generator, zeros: float) -> np.ndarray | None:
+    """Random front-end kernels over their whole range (a fraction `zeros` of them zero), or
+    None without a front end."""
+    if not spec.conv:
+        return None
+    top = 1 << (spec.kernel_bits - 1)
+    k = spec.conv_kernel
+    kernels = rng.integers(-top, top, (spec.conv_channels, spec.image_shape[0], k, k))
+    kernels[rng.random(kernels.shape) < zeros] = 0
+    return kernels
+
+
 def _inputs(spec: CoreSpec, rng: np.random.Generator) -> np.ndarray:
     top = (1 << spec.input_bits) - 1
     x = rng.integers(0, top + 1, spec.inputs)
@@ -138,8 +185,9 @@ def _assert_same(golden: GoldenCore, reference: ReferenceCore, out, ref_out, whe
 def test_golden_matches_reference(spec, seed, zeros, scale, samples):
     rng = np.random.default_rng(seed)
     weights = _weights(spec, rng, zeros, scale)
-    golden = GoldenCore(spec, [w.copy() for w in weights])
-    reference = ReferenceCore(spec, weights)
+    kernels = _kernels(spec, rng, zeros)
+    golden = GoldenCore(spec, [w.copy() for w in weights], kernels=kernels)
+    reference = ReferenceCore(spec, weights, kernels=kernels)
     for sample in range(samples):
         x = _inputs(spec, rng)
         label = int(rng.integers(0, spec.classes))
