@@ -13,6 +13,7 @@ rates and rescaling) round in one of three modes:
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -38,11 +39,11 @@ class QFormat:
         if not 0 <= self.frac <= MAX_BITS:
             raise ConfigError(f"frac must be in [0, {MAX_BITS}], got {self.frac}")
 
-    @property
+    @cached_property  # read on every saturation
     def min_int(self) -> int:
         return -(1 << (self.bits - 1)) if self.signed else 0
 
-    @property
+    @cached_property
     def max_int(self) -> int:
         return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
 

@@ -84,23 +84,32 @@ class LFSRStream:
         state = spec.seed if state is None else state
         if not 1 <= state < (1 << spec.width):
             raise ConfigError(f"LFSR state must be in [1, 2^{spec.width} - 1], got {state}")
-        # oldest first: b_(−width+1) … b_0, where bit i of the state is b_(−i)
-        self._bits = np.array(
+        # oldest first: b_(−width+1) … b_0, where bit i of the state is b_(−i). The bits live
+        # in a buffer with room to grow, so a draw does not copy the history it keeps.
+        self._buf = np.array(
             [(state >> i) & 1 for i in reversed(range(spec.width))], dtype=np.uint8
         )
+        self._n = spec.width  # bits of `_buf` in use
 
     @property
     def state(self) -> int:
-        window = self._bits[-self.spec.width :][::-1]
+        window = self._buf[self._n - self.spec.width : self._n][::-1]
         return int(sum(int(bit) << i for i, bit in enumerate(window)))
+
+    def _reserve(self, count: int) -> None:
+        """Room for `count` more bits, keeping the last `HISTORY` (the long lags' source)."""
+        if self._n + count <= len(self._buf):
+            return
+        keep = self._buf[max(0, self._n - max(self.HISTORY, self.spec.width)) : self._n]
+        buf = np.empty(2 * (len(keep) + count), dtype=np.uint8)
+        buf[: len(keep)] = keep
+        self._buf, self._n = buf, len(keep)
 
     def _extend(self, count: int) -> None:
         taps = self.spec.polynomial_taps
-        bits = self._bits
-        target = len(bits) + count
-        out = np.empty(target, dtype=np.uint8)
-        out[: len(bits)] = bits
-        n = len(bits)
+        self._reserve(count)
+        out, n = self._buf, self._n
+        target = n + count
         while n < target:
             lag = 1 << max(0, (n // taps[0]).bit_length() - 1)  # largest K with width·K ≤ n
             k = min(lag, target - n)
@@ -109,18 +118,24 @@ class LFSRStream:
                 new ^= out[n - t * lag : n - t * lag + k]
             out[n : n + k] = new
             n += k
-        self._bits = out
+        self._n = n
 
     def take(self, count: int) -> np.ndarray:
         """The next `count` states (int64), advancing the register by `count` steps."""
         width = self.spec.width
-        start = len(self._bits)
         self._extend(count)
-        bits = self._bits[start - width + 1 :].astype(np.int64)  # b_(n−width+1) … newest
+        start = self._n - count
+        bits = self._buf[start - width + 1 : self._n].astype(np.int64)  # b_(n−width+1) … newest
+        # State n is Σ_i b_(n−i) 2^i. Build the 8-bit chunks c_n = Σ_(i<8) b_(n−i) 2^i once
+        # (8 shifts), then each state from width/8 chunks (every width in MAXIMAL_TAPS is a
+        # multiple of 8): a third of the bitwise work.
+        chunks = bits.copy()
+        for i in range(1, 8):
+            chunks[i:] |= bits[: len(bits) - i] << i
         states = np.zeros(count, dtype=np.int64)
-        for i in range(width):
-            states |= bits[width - 1 - i : width - 1 - i + count] << i
-        self._bits = self._bits[-max(self.HISTORY, width) :]
+        for j in range(width // 8):
+            at = width - 1 - 8 * j
+            states |= chunks[at : at + count] << (8 * j)
         return states
 
 

@@ -13,6 +13,7 @@ exact in int64 (the golden model's integer type) before their declared saturatio
 import tomllib
 from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -270,19 +271,19 @@ class CoreSpec:
             return ((1 << self.input_bits) * self.time_steps).bit_length()
         return max(self.input_bits, self.act_bits)
 
-    @property
+    @cached_property  # the golden model reads these per neuron update
     def weight(self) -> QFormat:
         return QFormat(self.weight_bits)
 
-    @property
+    @cached_property
     def accumulator(self) -> QFormat:
         return QFormat(self.acc_bits)
 
-    @property
+    @cached_property
     def membrane(self) -> QFormat:
         return QFormat(self.membrane_bits)
 
-    @property
+    @cached_property
     def reward(self) -> QFormat:
         return QFormat(self.reward_bits, self.reward_frac)
 

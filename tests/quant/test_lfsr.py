@@ -59,3 +59,8 @@ def test_stream_equals_serial_steps_across_chunks(width):
     assert stream.state == last
     resumed = LFSRStream(spec, int(expected[99]))
     assert np.array_equal(resumed.take(50), expected[100:150])
+
+
+def test_shipped_widths_are_whole_bytes():
+    """`LFSRStream.take` assembles states from 8-bit chunks."""
+    assert all(width % 8 == 0 for width in MAXIMAL_TAPS)
