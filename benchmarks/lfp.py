@@ -13,7 +13,8 @@ and SNN LeNet (12 and 64 5x5 kernels, FC 10), LIF β 0.9, θ 1, T 15, SGD, batch
 3 epochs, trained by LFP per time step, window-aggregated LFP, window DRTP (the core's
 rule), surrogate-gradient BPTT and plain BPTT over Fig. 9's learning-rate grid, all with
 SGD (momentum 0.9), the one-cycle schedule and adaptive gradient clipping (λ 0.05) as the
-paper; LFP with its reward normalisation. Without clipping, spiking LFP's feedback
+paper, and, as the paper does, the backward signal (LFP's reward, surrogate BP's
+gradient) normalised to max 1 between layers. Without clipping, spiking LFP's feedback
 (4-160x the weights' magnitude) silences the network at every rate of the grid.
 
 (c) Sparsity of the same trained networks (LFP paper Sec. 4.1): the Gini coefficient of
@@ -127,12 +128,13 @@ def snn_configs(args: argparse.Namespace) -> list[TrainConfig]:
             beta=0.9,
             threshold=1.0,
             time_steps=15,
-            reward_norm=rule.startswith("lfp"),
+            reward_norm=rule in ("lfp", "lfp_window", "surrogate_bp"),  # as A.7.5 normalises
             seed=seed,
             track_alignment=False,
         )
         for net in args.snn_nets
         for rule in SNN_RULE_ORDER
+        if net == "mlp" or rule != "drtp_window"  # DRTP's window form is dense-only
         for lr in args.snn_lrs
         for seed in range(args.snn_seeds)
     ]

@@ -59,7 +59,7 @@ class TrainConfig:
     activation_noise: float = 0.0  # std of noise on hidden activations while training
     reward: str = "softmax_ce"  # LFP only: initial reward (LFP paper, Table 2)
     epsilon: float = 1e-6  # LFP only: stabiliser of Eqs. 8-9
-    reward_norm: bool = False  # LFP only: rescale each layer's reward to max |r| = 1
+    reward_norm: bool = False  # LFP, SNN surrogate BP: each layer's reward/gradient to max 1
     # Dual propagation (DP, DP⊤): the rules validate these when built.
     dp_alpha: float = 0.5  # α: weight of s⁺ in the state sent up
     dp_beta: float = 0.5  # β: nudging strength (inside the loss)

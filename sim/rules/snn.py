@@ -99,6 +99,10 @@ class BPTT(SpikingRule):
     name = "bp"
     spike: ClassVar[SpikeFn] = staticmethod(heaviside)
 
+    def _traces(self, x: Tensor) -> list[SpikeTrace]:
+        """The forward pass with one graph through every layer."""
+        return self.network.trace(x, self.spike, local=False)
+
     def step(
         self,
         x: Tensor,
@@ -106,7 +110,7 @@ class BPTT(SpikingRule):
         generator: torch.Generator | None = None,
         track_alignment: bool = False,
     ) -> StepResult:
-        traces = self.network.trace(x, self.spike, local=False)
+        traces = self._traces(x)
         counts = traces[-1].s.sum(0)
         loss = self.loss(counts, target)
         params = [p for p in self.network.parameters() if p.requires_grad]
@@ -116,10 +120,28 @@ class BPTT(SpikingRule):
 
 
 class SurrogateBPTT(BPTT):
-    """BPTT with the fast-sigmoid surrogate derivative `1 / (1 + 25|u − θ|)²` (A.7.5)."""
+    """BPTT with the fast-sigmoid surrogate derivative `1 / (1 + 25|u − θ|)²` (A.7.5).
+
+    With `reward_norm` the gradient arriving at each layer's output is rescaled to
+    max |g| = 1, as A.7.5 normalises the backward pass of every method in the Fig. 9 runs:
+    through silent LIF layers the surrogate's signal shrinks by ~1/676 per layer, which
+    plain SGD cannot follow.
+    """
 
     name = "surrogate_bp"
+    options: ClassVar[tuple[str, ...]] = ("reward_norm",)
     spike: ClassVar[SpikeFn] = staticmethod(surrogate.fast_sigmoid(slope=25))
+
+    def __init__(self, net: SpikingNetwork, seed: int = 0, reward_norm: bool = False) -> None:
+        super().__init__(net, seed)
+        self.reward_norm = reward_norm
+
+    def _traces(self, x: Tensor) -> list[SpikeTrace]:
+        traces = super()._traces(x)
+        if self.reward_norm:
+            for trace in traces:
+                trace.out.register_hook(normalise_reward)
+        return traces
 
 
 class SpikingLFP(SpikingRule):
@@ -260,7 +282,7 @@ SNN_RULES: dict[str, type[SpikingRule]] = {
 
 
 def make_snn_rule(name: str, net: SpikingNetwork, seed: int = 0, **options: object) -> SpikingRule:
-    """Build the spiking rule called `name` for `net` (options: LFP's `epsilon`, `reward_norm`)."""
+    """Build the spiking rule called `name` for `net` (options: `epsilon`, `reward_norm`)."""
     if name not in SNN_RULES:
         raise ConfigError(f"unknown SNN rule {name!r}; choose one of {', '.join(SNN_RULES)}")
     try:

@@ -238,3 +238,22 @@ def test_spiking_lfp_trains_with_sgd_and_adaptive_clipping():
         track_alignment=False,
     )
     assert train(config, progress=False, dataset=DIGITS).final.test_error < 0.2
+
+
+def test_surrogate_bp_backward_normalisation_removes_the_loss_scale():
+    """With `reward_norm` each layer's incoming gradient is rescaled to max |g| = 1, so the
+    weight gradients do not change when the loss is scaled; without it they scale along."""
+
+    def grads(reward_norm: bool, scale: float) -> list[torch.Tensor]:
+        net = _net(steps=10, seed=2)
+        rule = make_snn_rule("surrogate_bp", net, reward_norm=reward_norm)
+        rule.loss = lambda output, target: scale * F.cross_entropy(output, target)
+        rule.step(*_batch(n=6, seed=5))
+        return [p.grad.clone() for p in net.parameters()]
+
+    for a, b in zip(grads(True, 1.0), grads(True, 10.0), strict=True):
+        torch.testing.assert_close(a, b)
+    plain, scaled = grads(False, 1.0), grads(False, 10.0)
+    assert plain[0].abs().max() > 0
+    for a, b in zip(plain, scaled, strict=True):
+        torch.testing.assert_close(10 * a, b)
