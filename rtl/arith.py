@@ -10,10 +10,46 @@ from quant.lfsr import MAXIMAL_TAPS
 
 
 def saturate(value: Value, bits: int) -> Value:
-    """`sat_bits(value)`: clamp to the signed `bits`-bit range (contract §1)."""
-    high, low = (1 << (bits - 1)) - 1, -(1 << (bits - 1))
-    clamped = Mux(value > high, high, Mux(value < low, low, value))
-    return clamped.as_signed()[:bits].as_signed()
+    """`sat_bits(value)`: clamp to the signed `bits`-bit range (contract §1). The value is
+    in range when the bits from `bits − 1` up are all equal: a LUT tree, no comparators."""
+    value = value.as_signed() if value.shape().signed else Cat(value, Const(0, 1)).as_signed()
+    if len(value) <= bits:
+        return value
+    top, sign = value[bits - 1 :], value[-1]
+    limit = Cat((~sign).replicate(bits - 1), sign)  # 0111… or 1000…
+    return Mux(top.all() | ~top.any(), value[:bits], limit).as_signed()
+
+
+def times(value: Value, constant: int) -> Value:
+    """`value · constant` (constant ≥ 0) as a sum of shifted copies: a multiplier block
+    would be slower than the adders for the small constants of addresses."""
+    terms = [value << bit for bit in range(constant.bit_length()) if constant >> bit & 1]
+    return sum(terms[1:], terms[0]) if terms else Const(0, 1)
+
+
+def first_set(mask: Value) -> tuple[Value, Value]:
+    """(some bit of `mask` is set, index of the lowest set bit): a priority encoder as a tree
+    of halves, log depth (the index is meaningless for an empty mask)."""
+    if len(mask) == 1:
+        return mask[0], Const(0, 1)
+    half = 1 << (len(mask) - 1).bit_length() - 1  # the low half: a power of two
+    low_any, low = first_set(mask[:half])
+    high_any, high = first_set(mask[half:])
+    bits = half.bit_length() - 1
+    return low_any | high_any, Cat(Mux(low_any, low, high)[:bits], ~low_any)
+
+
+def several(mask: Value) -> Value:
+    """Whether `mask` has two or more bits set: a tree of halves, like `first_set`."""
+
+    def tree(bits: Value) -> tuple[Value, Value]:  # (any, several)
+        if len(bits) == 1:
+            return bits[0], Const(0, 1)
+        half = len(bits) // 2
+        (low_any, low_more), (high_any, high_more) = tree(bits[:half]), tree(bits[half:])
+        return low_any | high_any, low_more | high_more | (low_any & high_any)
+
+    return tree(mask)[1]
 
 
 def clip(value: Value, bound: int) -> Value:

@@ -8,29 +8,44 @@ states, so each state touches its own layer's memories without run-time muxes):
     ACC_k          issue the layer's weight words, block after block of L neurons with no gap:
                    every event of the input list for block 0, then for block 1, …; a layer
                    with no events (layer 1 after t = 1 under `intensity`) issues one block per
-                   cycle. Behind it, per layer: the event arrives, its weight word arrives and
-                   is accumulated; a block's last word (or its end, without events) is
-                   followed by its neuron update (UPD), in the cycle the next block's first
-                   word lands: the MAC restarts from that word as the neurons read the sums
-    EMIT           behind every ACC: each cycle one pending spike (or nonzero activation),
-                   lowest neuron first, is appended to the next layer's list. Layer k + 1
+                   cycle. Behind it, per layer (`AccPipeline`, a stage a cycle): the event
+                   arrives and its row's first word address is formed; the word is addressed;
+                   it arrives and is registered; it enters the MAC, whose sums hold it a cycle
+                   later (two where it multiplies: the products are registered). After a
+                   block's last word (or its end, without events) comes its update: UPD, the
+                   cycle its sums are final, they and the block's state enter the neuron lanes
+                   as the MAC restarts on the next block; NEU, a cycle later, the new state is
+                   written back and the fired lanes go to the emitter
+    EMIT           behind every ACC: the emitter registers a block's fired lanes (spikes or
+                   nonzero activations) and appends one a cycle, lowest neuron first, to the
+                   next layer's list; later blocks' words queue behind it. Layer k + 1
                    starts as soon as layer k has issued its last block; its block 0 follows
                    the list as it grows and ends once layer k has nothing in flight or
-                   pending. Hard-tanh holds one block's values: its blocks wait for the
+                   waiting. Hard-tanh holds one block's values: its blocks wait for the
                    previous block's append. A step ends when the output layer's last update
-                   is done
-    PRED_*         arg-max of the output (count, then window current, then lower index)
-    PF_k           learning, k = K … 1: one word of post factors per cycle (DRTP or LFP unit)
-    SCAN_k/VISIT_k the visit order of §5: one visited word per cycle (read, update, write
-                   back; LFP also sends the reward down). A layer without post factors skips
-                   its rows; the last word of a row also scans the next row, so active rows
-                   follow one another without a gap and a silent row after an active one
-                   costs nothing; the other silent rows cost a SCAN cycle each. Under
-                   `intensity` layer 1 walks the input event list (exactly its active rows)
+                   is written
+    PRED_*         arg-max of the output (count, then window current, then lower index): a
+                   class read a cycle, compared with the best so far the cycle after
+    PF_k           learning, k = K … 1: one word of post factors per cycle (DRTP or LFP unit,
+                   written two cycles after the block's state arrives)
+    SCAN_k/VISIT_k the visit order of §5: one visited word per cycle (read, registered, through
+                   the update lanes' stages, written back; LFP also sends the reward down). A
+                   layer without post factors skips its rows; the last word of a row also
+                   scans the next row, so active rows follow one another without a gap and a
+                   silent row after an active one costs nothing; the other silent rows cost a
+                   SCAN cycle each. Under `intensity` layer 1 walks the input event list
+                   (exactly its active rows). DRAIN_k waits for the layer's last write
+
+Timing: every path runs between registers through a few logic levels, for about 100 MHz
+on an ECP5. A block RAM's read data is registered before any use (its output alone takes
+~6 ns there), so is every multiplier's product, and addresses come from registers through
+at most an adder and a multiplexer. The pipelines cost cycles, never throughput: a word a
+cycle still enters each MAC and update lanes, the latency shows only where a layer waits
+for the one below (and the step for the output layer) to drain.
 
 Weights live in one memory per layer, words of L lanes (§5); neuron state in one memory
 per layer, a word per block. The host sees the memories through the bus only while the
-core is idle.
+core is idle; the bus answers two cycles after a request.
 """
 
 import functools
@@ -47,25 +62,17 @@ from amaranth.lib.wiring import In, Out
 from quant.counters import KINDS, PHASES
 from quant.spec import CoreSpec
 from quant.tables import projection_rom, projection_seed
-from rtl.arith import lfsr_states, saturate
+from rtl.arith import first_set, lfsr_states, saturate, several, times
 from rtl.bus import DATA_BITS, wishbone
 from rtl.counters import PerfCounters
 from rtl.drtp import DRTPFactors
+from rtl.emitter import Emitter
 from rtl.geometry import Geometry, address_bits
 from rtl.lfp import LFPFactors
 from rtl.mac import MacLanes
 from rtl.memory_map import CTRL_BITS, IDENT, REGISTERS, MemoryMap, counter_address, spec_hash
 from rtl.neuron import HardTanhLanes, LIFLanes, output_of, word_layout
 from rtl.update import UpdateLanes
-
-
-def lowest_set(m: Module, mask: Signal, name: str) -> Signal:
-    """Index of the lowest set bit of `mask` (a priority encoder)."""
-    index = Signal(range(max(2, len(mask))), name=name)
-    for bit in reversed(range(len(mask))):
-        with m.If(mask[bit]):
-            m.d.comb += index.eq(bit)
-    return index
 
 
 def weight_words(spec: CoreSpec, weights: np.ndarray) -> list[list[int]]:
@@ -87,6 +94,41 @@ def projection_words(spec: CoreSpec, layer: int) -> list[int]:
     return [
         int(sum(int(bit) << n for n, bit in enumerate(word))) for word in padded.reshape(-1, lanes)
     ]
+
+
+# ACC pipeline stages: 1 the event arrives, 2 its weight word is addressed, 3 the word
+# arrives and is registered, MAC_IN it enters the MAC.
+MAC_IN = 4
+
+
+class AccPipeline:
+    """One layer's ACC pipeline: per stage s ≥ 1, whether it carries a weight word (up to the
+    MAC, `word`), a block's end (after its last word, or alone for a block without words)
+    and the block. Stage 1 is set by the sequencer; every stage moves on each cycle."""
+
+    def __init__(self, layer: int, depth: int, block_shape: object) -> None:
+        def stages(name: str, last: int, shape: object = 1) -> dict[int, Signal]:
+            return {s: Signal(shape, name=f"acc{layer}_{name}{s}") for s in range(1, last + 1)}
+
+        self.word = stages("word", MAC_IN)
+        self.end = stages("end", depth)
+        self.block = stages("block", depth, block_shape)
+        self.later = Signal(name=f"acc{layer}_later")  # some stage past the first is taken
+
+    def advance(self, m: Module) -> None:
+        for stage in self.end.keys() - {1}:
+            m.d.sync += [
+                self.end[stage].eq(self.end[stage - 1]),
+                self.block[stage].eq(self.block[stage - 1]),
+            ]
+            if stage in self.word:
+                m.d.sync += self.word[stage].eq(self.word[stage - 1])
+        moving = [v for s, v in self.word.items() if s < len(self.word)]
+        moving += [v for s, v in self.end.items() if s < len(self.end)]
+        m.d.sync += self.later.eq(Cat(*moving).any())  # what is in stages 2 … next cycle
+
+    def busy(self) -> Value:
+        return self.later | self.word[1] | self.end[1]
 
 
 class _Counts:
@@ -197,13 +239,17 @@ class LearningCore(wiring.Component):
             for n in range(min(2, last)):
                 mem = memory(f"events{n}", layout, width)
                 hidden_events.append((mem.read_port(), mem.write_port()))
-        weights_r, weights_w, state_r, state_w = [], [], [], []
+        # Each weight memory's read data is registered (`words`) before any use: the block
+        # RAM's output is slow.
+        weights_r, weights_w, words, state_r, state_w = [], [], [], [], []
         for k, layer in enumerate(layers):
             init = weight_words(spec, self._weights[k]) if self._weights is not None else ()
             w_shape = data.ArrayLayout(signed(spec.weight_bits), lanes)
             mem = memory(f"weights{k}", w_shape, layer.words, init)
             weights_r.append(mem.read_port())
             weights_w.append(mem.write_port(granularity=1))
+            words.append(Signal(w_shape, name=f"word{k}"))
+            m.d.sync += words[-1].eq(weights_r[-1].data)
             mem = memory(f"state{k}", word_layout(spec, k), layer.blocks)
             state_r.append(mem.read_port())
             state_w.append(mem.write_port())
@@ -219,8 +265,8 @@ class LearningCore(wiring.Component):
         projection_r = {}
         if spec.rule == "drtp" and spec.projection == "rom":
             for k in range(last):
-                words = projection_words(spec, k)
-                projection_r[k] = memory(f"projection{k}", lanes, len(words), words).read_port()
+                rows = projection_words(spec, k)
+                projection_r[k] = memory(f"projection{k}", lanes, len(rows), rows).read_port()
 
         # -- registers -----------------------------------------------------------------------
         busy, done, learn = Signal(), Signal(), Signal()
@@ -231,14 +277,11 @@ class LearningCore(wiring.Component):
         t = Signal(range(steps + 1))
         block = Signal(range(geo.max_blocks + 1))
         event = Signal(range(geo.max_width + 1))
+        event_next = Signal(range(geo.max_width + 2))  # event + 1, while a layer accumulates
         n_ev_in = Signal(range(n0 + 1))
         n_hidden = [Signal(range(geo.max_width + 1), name=f"n_events{n}") for n in range(2)]
-        # Spikes (or nonzero activations) of hidden neurons not yet in the next layer's list,
-        # by neuron index: appended one per cycle while the layers accumulate.
-        pending = Signal(max((layer.blocks * lanes for layer in layers[:last]), default=1))
-        emit_list = Signal()  # the list the pending neurons go to (hidden layer k: k % 2)
-        emit_block = Signal(range(geo.max_blocks + 1))  # hard-tanh: the block of `emit_values`
-        emit_values = Signal(data.ArrayLayout(signed(spec.act_bits), lanes))
+        emit_list = Signal()  # the list the emitted neurons go to (hidden layer k: k % 2)
+        emit_values = Signal(data.ArrayLayout(signed(spec.act_bits), lanes))  # hard-tanh
         m.d.comb += self.done.eq(done)
 
         def real_count(k: int, b: Signal) -> object:
@@ -253,22 +296,17 @@ class LearningCore(wiring.Component):
 
         # -- bus -----------------------------------------------------------------------------
         bus = self.bus
-        b_pending, b_we = Signal(), Signal()
+        b_pending, b_ready, b_we = Signal(), Signal(), Signal()
         b_adr = Signal(mmap.addr_bits)
         b_dat = Signal(DATA_BITS)
+        b_word = [Signal(range(layer.words), name=f"b_word{k}") for k, layer in enumerate(layers)]
         lane_bits = mmap.lane_bits
-        m.d.sync += [bus.ack.eq(0), bus.err.eq(0)]
-        request = bus.cyc & bus.stb & ~bus.ack & ~bus.err & ~b_pending
-        with m.If(request):
-            m.d.sync += [
-                b_pending.eq(1),
-                b_adr.eq(bus.adr),
-                b_we.eq(bus.we),
-                b_dat.eq(bus.dat_w),
-            ]
+        m.d.sync += [bus.ack.eq(0), bus.err.eq(0), b_pending.eq(0), b_ready.eq(b_pending)]
+        request = bus.cyc & bus.stb & ~bus.ack & ~bus.err & ~b_pending & ~b_ready
 
-        # Memory read ports follow the bus address while the core is idle (requests are
-        # latched, so the data is ready the cycle after).
+        # Memory read ports follow the bus address while the core is idle. A request is
+        # latched and answered two cycles later, when a weight word has passed the register
+        # behind its memory (`words`); the weight word address is latched with it.
         def in_region(adr: Signal, name: str) -> object:
             region = mmap.region(name)
             return adr[region.size_bits :] == region.base >> region.size_bits
@@ -283,15 +321,24 @@ class LearningCore(wiring.Component):
             off = offset(bus.adr, f"weights{k}")
             row = off[lane_bits + mmap.block_bits(k) :]
             blk = off[lane_bits : lane_bits + mmap.block_bits(k)]
-            m.d.comb += weights_r[k].addr.eq(row * layers[k].blocks + blk)
+            address = times(row, layers[k].blocks) + blk
+            m.d.comb += weights_r[k].addr.eq(address)
+            with m.If(request):
+                m.d.sync += b_word[k].eq(address)
+        with m.If(request):
+            m.d.sync += [
+                b_pending.eq(1),
+                b_adr.eq(bus.adr),
+                b_we.eq(bus.we),
+                b_dat.eq(bus.dat_w),
+            ]
 
         read_value = Signal(DATA_BITS)
         write_ok = Signal()
         regs = {name: offset for name, (offset, _, _) in REGISTERS.items()}
         csr_off = offset(b_adr, "csr")
         start = Signal()
-        with m.If(b_pending):
-            m.d.sync += b_pending.eq(0)
+        with m.If(b_ready):
             with m.If(in_region(b_adr, "csr")):
                 m.d.comb += write_ok.eq(1)
                 with m.Switch(csr_off):
@@ -356,15 +403,15 @@ class LearningCore(wiring.Component):
                     blk = off[lane_bits : lane_bits + mmap.block_bits(k)]
                     row = off[lane_bits + mmap.block_bits(k) :]
                     inside = (blk < layers[k].blocks) & (row < layers[k].n_in)
-                    real = (blk * lanes + lane < layers[k].n_out) & (lane < lanes)
-                    word = weights_r[k].data
+                    real = (times(blk, lanes) + lane < layers[k].n_out) & (lane < lanes)
+                    word = words[k]
                     m.d.comb += [
                         write_ok.eq(~busy),
                         read_value.eq(Mux(real & inside, word[lane] if lanes > 1 else word[0], 0)),
                     ]
                     with m.If(b_we & ~busy & real & inside):
                         m.d.comb += [
-                            weights_w[k].addr.eq(row * layers[k].blocks + blk),
+                            weights_w[k].addr.eq(b_word[k]),
                             weights_w[k].en.eq(1 << lane),
                         ]
                         for n in range(lanes):
@@ -373,6 +420,8 @@ class LearningCore(wiring.Component):
 
         # -- datapath units ----------------------------------------------------------------
         macs, neurons, factor_units, updates = [], [], [], []
+        hidden_blocks = max((layer.blocks for layer in layers[:last]), default=1)
+        m.submodules.emitter = emitter = Emitter(lanes, hidden_blocks)
         for k in range(len(layers)):
             macs.append(MacLanes(spec, k))
             m.submodules[f"mac{k}"] = macs[k]
@@ -389,32 +438,58 @@ class LearningCore(wiring.Component):
         # -- pipeline registers --------------------------------------------------------------
         enc_valid, enc_row = Signal(), Signal(range(n0 + 1))
 
-        # ACC stages per layer: a weight word (`acc`), the end of a block (`end`, with or
-        # without a word) and the block it belongs to, one register per stage; `upd` is the
-        # block's neuron update, in the cycle its sums are final.
-        def per_layer(name: str, shape: object = 1) -> list[Signal]:
-            return [Signal(shape, name=f"{name}{k}") for k in range(len(layers))]
-
-        blocks_shape = range(geo.max_blocks + 1)
-        acc1, end1, blk1 = per_layer("acc1_"), per_layer("end1_"), per_layer("blk1_", blocks_shape)
-        acc2, end2, blk2 = per_layer("acc2_"), per_layer("end2_"), per_layer("blk2_", blocks_shape)
-        upd, upd_block = per_layer("upd"), per_layer("upd_block", blocks_shape)
-        acc2_x = [
-            Signal(signed(layer.event_bits), name=f"acc{k}_x") for k, layer in enumerate(layers)
+        pipes = [
+            AccPipeline(k, MAC_IN + mac.latency + 1, range(geo.max_blocks + 1))
+            for k, mac in enumerate(macs)
         ]
-        pf_valid, pf_block = Signal(), Signal(range(geo.max_blocks + 1))
+        # PF pipeline: 1 a block's state arrives and enters the factor unit (`pf_valid`);
+        # its factors come out, to be written, the unit's latency later (`pf_out`).
+        pf_at = 1 + (factor_units[0].latency if learning else 0)
+        pf_live = {s: Signal(name=f"pf_live{s}") for s in range(1, pf_at + 1)}
+        pf_blocks = {s: Signal(range(geo.max_blocks + 1), name=f"pf_block{s}") for s in pf_live}
+        pf_valid, pf_block = pf_live[1], pf_blocks[1]
+        pf_out, pf_out_block = pf_live[pf_at], pf_blocks[pf_at]
+        for stage in range(2, pf_at + 1):
+            m.d.sync += [
+                pf_live[stage].eq(pf_live[stage - 1]),
+                pf_blocks[stage].eq(pf_blocks[stage - 1]),
+            ]
+        pf_filling = Cat(*(pf_live[s] for s in range(1, pf_at))).any()  # before the output
         active_blocks = Signal(geo.max_blocks)
         proj_lfsr = Signal(spec.lfsr_width)
-        row, row_block, row_lane = (Signal(range(geo.max_width + 1)) for _ in range(3))
+        row, row_block = Signal(range(geo.max_width + 1)), Signal(range(geo.max_width + 1))
+        row_lane = Signal(range(lanes))
+        # For the activity reads ahead: row_block + 1, and whether row i + a is in that block.
+        row_block1 = Signal(range(geo.max_width + 2))
+        wraps = {a: Signal(name=f"wraps{a}") for a in (1, 2)}
+        max_words = max(layer.words for layer in layers)
+        row_base = Signal(range(max_words + 1))  # row · blocks: the row's first weight word
         activity = Signal(signed(max(layer.activity_bits for layer in layers)))
-        remaining = Signal(geo.max_blocks)
-        vis_last = Signal()
-        vis_block = Signal(range(geo.max_blocks + 1))
-        vis_row, vis_row_block, vis_row_lane = (Signal(range(geo.max_width + 1)) for _ in range(3))
-        vis_activity = Signal(signed(len(activity)))
+        remaining = Signal(geo.max_blocks)  # the row's blocks still to visit
+        next_block = Signal(range(geo.max_blocks))  # the lowest of them
+        row_ends = Signal()  # and the row's last
         sum_bits = spec.weight_bits + geo.factor_bits + geo.max_width.bit_length() + 2
         row_sum = Signal(signed(sum_bits))
-        visiting = [Signal(name=f"visit{k}_s2") for k in range(len(layers))]
+        # VISIT pipeline: 1 the word is read; 2 it arrived and is registered (`words`), and
+        # enters the update lanes with its factors; WRITE, the lanes' latency later, it is
+        # written back. Per stage a record of the visit, and per layer whether it holds one.
+        write_at = 2 + (updates[0].latency if learning else 0)
+        visit_layout = data.StructLayout(
+            {
+                "word": range(max_words),
+                "block": range(geo.max_blocks + 1),
+                "row": range(geo.max_width + 1),
+                "row_block": range(geo.max_width + 1),
+                "row_lane": range(lanes),
+                "activity": signed(len(activity)),
+                "last": 1,  # the row's last visited word
+            }
+        )
+        vis = {s: Signal(visit_layout, name=f"visit{s}") for s in range(1, write_at + 1)}
+        visiting = [
+            {s: Signal(name=f"visiting{k}_{s}") for s in range(1, write_at + 1)}
+            for k in range(len(layers))
+        ]
 
         x_listed = ev_in_r.data.x
         listed_activity = x_listed * steps if spec.spiking else x_listed
@@ -437,33 +512,43 @@ class LearningCore(wiring.Component):
             if k == 0:
                 ports = [inp_r] + ([cnt_r] if spec.encoding == "spikes" else [])
                 return [port.addr.eq(row + ahead) for port in ports]
-            if lanes == 1:
-                target = row_block + ahead
+            if ahead == 0:
+                target = row_block
+            elif lanes == 1:
+                target = row_block1 + (ahead - 1)
             else:
-                target = Mux(row_lane + ahead >= lanes, row_block + 1, row_block)
+                target = Mux(wraps[ahead], row_block1, row_block)
             return [state_r[k - 1].addr.eq(target)]
 
-        def move_row(by: int) -> None:
-            m.d.sync += row.eq(row + by)
+        def move_row(k: int, by: int) -> None:
+            m.d.sync += [row.eq(row + by), row_base.eq(row_base + by * layers[k].blocks)]
             if lanes == 1:
-                m.d.sync += row_block.eq(row_block + by)
+                m.d.sync += [row_block.eq(row_block + by), row_block1.eq(row_block1 + by)]
                 return
-            lane = row_lane + by
-            with m.If(lane >= lanes):
-                m.d.sync += [row_lane.eq(lane - lanes), row_block.eq(row_block + 1)]
-            with m.Else():
-                m.d.sync += row_lane.eq(lane)
+            lane = Signal(range(lanes), name=f"lane_by{by}")
+            m.d.comb += lane.eq(Mux(row_lane + by >= lanes, row_lane + by - lanes, row_lane + by))
+            m.d.sync += [row_lane.eq(lane), *(wraps[a].eq(lane + a >= lanes) for a in wraps)]
+            with m.If(row_lane + by >= lanes):
+                m.d.sync += [row_block.eq(row_block1), row_block1.eq(row_block1 + 1)]
 
         def advance_row(k: int) -> None:
             """Move to the next presynaptic row, or drain the layer after the last one."""
             with m.If(row == layers[k].n_in - 1):
                 m.next = f"DRAIN_{k}"
             with m.Else():
-                move_row(1)
+                move_row(k, 1)
                 m.next = f"SCAN_{k}"
 
+        def visit_row() -> list:
+            """Start visiting a row: every block with a post factor, lowest first."""
+            return [
+                remaining.eq(active_blocks),
+                next_block.eq(first_set(active_blocks)[1]),
+                row_ends.eq(~several(active_blocks)),
+            ]
+
         def enter_layer(k: int) -> None:
-            m.d.sync += [block.eq(0), event.eq(0)]
+            m.d.sync += [block.eq(0), event.eq(0), event_next.eq(1)]
             if k < last:
                 m.d.sync += n_hidden[k % 2].eq(0)
             m.next = f"ACC_{k}"
@@ -487,21 +572,29 @@ class LearningCore(wiring.Component):
 
         def drained(k: int) -> object:
             """Layer k has no word, block end or neuron update in flight."""
-            return ~(acc1[k] | end1[k] | acc2[k] | end2[k] | upd[k])
+            return ~pipes[k].busy()
 
         def step_done() -> None:
             """After the last layer of a step: the next step or the output."""
-            m.d.sync += [t.eq(t + 1), block.eq(0)]
+            m.d.sync += [t.eq(t + 1), block.eq(0), pred_class.eq(0)]
             with m.If(t == steps - 1):
                 m.next = "PRED_ADDR"
             with m.Else():
                 enter_step()
 
         key_bits = geo.count_bits + 1 if spec.spiking else spec.act_bits
-        best_key, best_z = Signal(signed(key_bits)), Signal(signed(geo.window_bits))
         pred_lane = Signal(range(lanes))
-        pred_class = Signal(range(spec.classes + 1))
+        pred_class = Signal(range(spec.classes))
+        # PRED_LANE reads a class's output (`key`) and its window current into `cand_*`; the
+        # next cycle compares them with the best so far. Both as one unsigned rank (the
+        # sign bits flipped, the key above the current): one comparator orders them.
+        cand_valid, cand_class = Signal(), Signal(range(spec.classes))
+        cand_rank, best_rank = Signal(key_bits + spec.acc_bits), Signal(key_bits + spec.acc_bits)
+        cand_key = Cat(cand_rank[spec.acc_bits : -1], ~cand_rank[-1]).as_signed()
         gated = spec.learn_gate == "margin"
+
+        def rank(key: Signal, z: Signal) -> Value:
+            return Cat(z[:-1], ~z[-1], key[:-1], ~key[-1])
 
         def margin_gate(key: Value, cls: Value, predicted: Value) -> Value:
             """Contract §5's gate at the last class: predicted right and the label's output
@@ -514,9 +607,21 @@ class LearningCore(wiring.Component):
             m.d.sync += [label_key.eq(label_now), other_key.eq(other_now)]
             return (predicted == label) & (label_now - other_now >= spec.gate_margin)
 
+        # PRED, stage 2: the class read is compared with the best so far.
+        m.d.sync += cand_valid.eq(0)  # set by PRED_LANE
+        better = Signal()
+        m.d.comb += better.eq((cand_class == 0) | (cand_rank > best_rank))
+        steps_in = learn
+        with m.If(cand_valid):
+            with m.If(better):
+                m.d.sync += [best_rank.eq(cand_rank), prediction.eq(cand_class)]
+            if gated:
+                predicted = Mux(better, cand_class, prediction)
+                steps_in = learn & ~margin_gate(cand_key, cand_class, predicted)
+
         # -- the sequencer -------------------------------------------------------------------
-        for k in range(len(layers)):
-            m.d.sync += [acc1[k].eq(0), end1[k].eq(0)]  # set by ACC_k when it issues
+        for pipe in pipes:
+            m.d.sync += [pipe.word[1].eq(0), pipe.end[1].eq(0)]  # set by ACC_k when it issues
         with m.FSM(name="sequencer") as fsm:
             with m.State("IDLE"), m.If(start):
                 m.d.sync += [
@@ -548,26 +653,31 @@ class LearningCore(wiring.Component):
                     n_events = Mux(t == 0, n_ev_in, 0)  # layer 1's current integrated once
                 # A layer's input list is complete once the layer below has nothing in flight
                 # and nothing pending; until then block 0 streams the events already written.
-                complete = 1 if k == 0 else drained(k - 1) & (pending == 0)
+                complete = 1 if k == 0 else drained(k - 1) & emitter.empty
                 # Hard-tanh keeps the values of one block to append: a block of a layer that
                 # appends starts once the previous one is appended.
-                free = 1 if spec.spiking or k == last else drained(k) & (pending == 0)
+                free = 1 if spec.spiking or k == last else drained(k) & emitter.empty
                 with m.State(f"ACC_{k}"):
+                    m.d.comb += ev_r.addr.eq(event)  # read whether or not it issues
                     with m.If(block < layer.blocks):
-                        word = event < n_events
+                        # The list never runs ahead of `event`: equalities decide, no adder.
+                        word = event != n_events
                         ready = (block != 0) | complete
                         closing = Signal(name=f"closing{k}")
-                        m.d.comb += closing.eq(ready & (event + word == n_events))
+                        m.d.comb += closing.eq(ready & (~word | (event_next == n_events)))
                         with m.If(((event != 0) | (block == 0) | free) & (word | ready)):
-                            m.d.comb += ev_r.addr.eq(event)
-                            m.d.sync += [acc1[k].eq(word), end1[k].eq(closing), blk1[k].eq(block)]
+                            m.d.sync += [
+                                pipes[k].word[1].eq(word),
+                                pipes[k].end[1].eq(closing),
+                                pipes[k].block[1].eq(block),
+                            ]
                             with m.If(closing):
-                                m.d.sync += [event.eq(0), block.eq(block + 1)]
+                                m.d.sync += [event.eq(0), event_next.eq(1), block.eq(block + 1)]
                                 if k < last:
                                     with m.If(block == layer.blocks - 1):
                                         enter_layer(k + 1)
                             with m.Else():
-                                m.d.sync += event.eq(event + 1)
+                                m.d.sync += [event.eq(event_next), event_next.eq(event_next + 1)]
                     if k == last:
                         with m.Elif(drained(k)):
                             step_done()
@@ -580,42 +690,48 @@ class LearningCore(wiring.Component):
                 m.d.comb += state_r[last].addr.eq(block)
                 word = state_r[last].data
                 neuron = word[pred_lane] if lanes > 1 else word[0]
-                key = output_of(spec, neuron)
-                z = saturate(neuron.z, spec.acc_bits)
-                cls = block * lanes + pred_lane
-                better = (cls == 0) | (key > best_key) | ((key == best_key) & (z > best_z))
-                with m.If(better):
-                    m.d.sync += [best_key.eq(key), best_z.eq(z), prediction.eq(cls)]
-                steps_in = learn
-                if gated:
-                    steps_in = learn & ~margin_gate(key, cls, Mux(better, cls, prediction))
-                with m.If(cls == spec.classes - 1):
-                    m.d.sync += in_learning.eq(steps_in)
-                    if learning:
-                        with m.If(steps_in):
-                            enter_learning(last)
-                        with m.Else():
-                            m.next = "DONE"
-                    else:
-                        m.next = "DONE"
+                key, z = Signal(signed(key_bits)), Signal(signed(spec.acc_bits))
+                m.d.comb += [
+                    key.eq(output_of(spec, neuron)),
+                    z.eq(saturate(neuron.z, spec.acc_bits)),
+                ]
+                m.d.sync += [
+                    cand_valid.eq(1),
+                    cand_class.eq(pred_class),
+                    cand_rank.eq(rank(key, z)),
+                    pred_class.eq(pred_class + 1),
+                ]
+                with m.If(pred_class == spec.classes - 1):
+                    m.next = "PRED_LAST"
                 with m.Elif(pred_lane == lanes - 1):
                     m.d.sync += block.eq(block + 1)
                     m.next = "PRED_ADDR"
                 with m.Else():
                     m.d.sync += pred_lane.eq(pred_lane + 1)
+            with m.State("PRED_LAST"):  # the last class is compared
+                m.d.sync += in_learning.eq(steps_in)
+                if learning:
+                    with m.If(steps_in):
+                        enter_learning(last)
+                    with m.Else():
+                        m.next = "DONE"
+                else:
+                    m.next = "DONE"
 
             for k in reversed(range(len(layers)) if learning else ()):
                 layer = layers[k]
                 with m.State(f"PF_{k}"):
                     m.d.comb += state_r[k].addr.eq(block)
                     if k in projection_r:
-                        m.d.comb += projection_r[k].addr.eq(label * layer.blocks + block)
+                        m.d.comb += projection_r[k].addr.eq(times(label, layer.blocks) + block)
                     if spec.rule == "lfp" and k < last:
                         m.d.comb += rew_r.addr.eq(block)
+                    m.d.sync += pf_valid.eq(block < layer.blocks)
                     with m.If(block < layer.blocks):
-                        m.d.sync += [block.eq(block + 1), pf_valid.eq(1), pf_block.eq(block)]
-                    with m.Else():  # the last block's factors are written this cycle
-                        m.d.sync += [pf_valid.eq(0), row.eq(0), row_block.eq(0), row_lane.eq(0)]
+                        m.d.sync += [block.eq(block + 1), pf_block.eq(block)]
+                    with m.Elif(~pf_filling):  # the last block's factors are written this cycle
+                        m.d.sync += [row.eq(0), row_block.eq(0), row_block1.eq(1), row_lane.eq(0)]
+                        m.d.sync += [row_base.eq(0), *(wraps[a].eq(a >= lanes) for a in wraps)]
                         m.next = f"SCAN_INIT_{k}"
                 # With `intensity` encoding the input event list holds exactly the active
                 # input rows, in order: layer 1 walks it instead of scanning every input.
@@ -641,40 +757,42 @@ class LearningCore(wiring.Component):
                         m.d.comb += ev_in_r.addr.eq(event)
                         m.d.sync += [
                             row.eq(ev_in_r.data.row),
+                            row_base.eq(times(ev_in_r.data.row, layer.blocks)),
                             activity.eq(listed_activity),
-                            remaining.eq(active_blocks),
+                            *visit_row(),
                         ]
                         m.next = f"VISIT_{k}"
                     else:
                         m.d.comb += activity_addr(k, ahead=1)
                         a = activity_of(k)
                         with m.If(a != 0):
-                            m.d.sync += [activity.eq(a), remaining.eq(active_blocks)]
+                            m.d.sync += [activity.eq(a), *visit_row()]
                             m.next = f"VISIT_{k}"
                         with m.Else():
                             advance_row(k)
                 with m.State(f"VISIT_{k}"):
-                    b = lowest_set(m, remaining, f"visit_block{k}")
-                    left = remaining & ~(Const(1, len(remaining)) << b)
+                    left = Signal(geo.max_blocks, name=f"left{k}")  # less the lowest block
                     m.d.comb += [
-                        weights_r[k].addr.eq(row * layer.blocks + b),
-                        pf_r.addr.eq(b),
+                        left.eq(remaining & (remaining - 1)[: len(remaining)]),
+                        weights_r[k].addr.eq(row_base + next_block),
                     ]
                     m.d.sync += [
                         remaining.eq(left),
-                        visiting[k].eq(1),
-                        vis_block.eq(b),
-                        vis_row.eq(row),
-                        vis_row_block.eq(row_block),
-                        vis_row_lane.eq(row_lane),
-                        vis_activity.eq(activity),
-                        vis_last.eq(left == 0),
+                        next_block.eq(first_set(left)[1]),
+                        row_ends.eq(~several(left)),
+                        vis[1].word.eq(row_base + next_block),
+                        vis[1].block.eq(next_block),
+                        vis[1].row.eq(row),
+                        vis[1].row_block.eq(row_block),
+                        vis[1].row_lane.eq(row_lane),
+                        vis[1].activity.eq(activity),
+                        vis[1].last.eq(row_ends),
                     ]
                     # The last word of a row moves on to the next row: the next list entry, or
                     # (scan) row i + 1, whose activity arrived: an active row follows without
                     # a scan cycle, a silent one is passed over.
                     if listed:
-                        with m.If(left != 0):
+                        with m.If(~row_ends):
                             m.d.comb += ev_in_r.addr.eq(event)
                         with m.Elif(event == n_ev_in):
                             m.next = f"DRAIN_{k}"
@@ -683,26 +801,29 @@ class LearningCore(wiring.Component):
                             m.d.sync += [
                                 event.eq(event + 1),
                                 row.eq(ev_in_r.data.row),
+                                row_base.eq(times(ev_in_r.data.row, layer.blocks)),
                                 activity.eq(listed_activity),
-                                remaining.eq(active_blocks),
+                                *visit_row(),
                             ]
                     else:
-                        with m.If(left == 0):
+                        with m.If(row_ends):
                             m.d.comb += activity_addr(k, ahead=2)
                             a = activity_of(k, ahead=1)
                             with m.If(row == layer.n_in - 1):
                                 m.next = f"DRAIN_{k}"
                             with m.Elif(a != 0):
-                                move_row(1)
-                                m.d.sync += [activity.eq(a), remaining.eq(active_blocks)]
+                                move_row(k, 1)
+                                m.d.sync += [activity.eq(a), *visit_row()]
                             with m.Elif(row == layer.n_in - 2):
                                 m.next = f"DRAIN_{k}"
                             with m.Else():
-                                move_row(2)
+                                move_row(k, 2)
                                 m.next = f"SCAN_{k}"
                         with m.Else():
                             m.d.comb += activity_addr(k, ahead=1)
-                with m.State(f"DRAIN_{k}"):
+                # The layer's last visits are written back before the next layer (or the
+                # host) reads what they write.
+                with m.State(f"DRAIN_{k}"), m.If(~Cat(*visiting[k].values()).any()):
                     if k > 0:
                         enter_learning(k - 1)
                     else:
@@ -746,49 +867,54 @@ class LearningCore(wiring.Component):
                     append_event(ev_in_w, n_ev_in, enc_row, 1)
                 counts.add(enc_valid, "inference", adds=1, compares=1)
 
-        fired_bits = []
+        pushes = []  # per hidden layer: (update lands, its fired lanes, its block)
         for k, layer in enumerate(layers):
             ev_r = ev_in_r if k == 0 else hidden_events[(k - 1) % 2][0]
-            m.d.sync += [
-                acc2[k].eq(acc1[k]),
-                end2[k].eq(end1[k]),
-                blk2[k].eq(blk1[k]),
-                upd[k].eq(end2[k]),
-                upd_block[k].eq(blk2[k]),
-            ]
-            # ACC stage 2: the event arrived; address its weight word.
-            with m.If(acc1[k]):
-                m.d.comb += weights_r[k].addr.eq(ev_r.data.row * layer.blocks + blk1[k])
-                m.d.sync += acc2_x[k].eq(ev_r.data.x)
-            # ACC stage 3: the weight word arrived; accumulate. A block's end reads its state.
+            pipe = pipes[k]
+            pipe.advance(m)
+            upd_at = MAC_IN + macs[k].latency
+            x = {1: ev_r.data.x}
+            for stage in range(2, MAC_IN + 1):
+                x[stage] = Signal(signed(layer.event_bits), name=f"acc{k}_x{stage}")
+                m.d.sync += x[stage].eq(x[stage - 1])
+            # ACC stage 1: the event arrived; its row's first word address. 2: address its
+            # word, which arrives in 3 and is registered (`words`) for the MAC in MAC_IN.
+            row_base = Signal(range(layer.words), name=f"acc{k}_row_base")
+            m.d.sync += row_base.eq(times(ev_r.data.row, layer.blocks))
+            with m.If(pipe.word[2]):
+                m.d.comb += weights_r[k].addr.eq(row_base + pipe.block[2])
             m.d.comb += [
-                macs[k].en.eq(acc2[k]),
-                macs[k].x.eq(acc2_x[k]),
-                macs[k].weights.eq(weights_r[k].data),
+                macs[k].en.eq(pipe.word[MAC_IN]),
+                macs[k].x.eq(x[MAC_IN]),
+                macs[k].weights.eq(words[k]),
+                macs[k].clear.eq(pipe.end[MAC_IN + 1]),  # the word after a block's end
             ]
-            with m.If(end2[k]):
-                m.d.comb += state_r[k].addr.eq(blk2[k])
-            r = real_count(k, blk2[k])
+            # The block's state is read to arrive with its final sums.
+            with m.If(pipe.end[upd_at - 1]):
+                m.d.comb += state_r[k].addr.eq(pipe.block[upd_at - 1])
+            r = real_count(k, pipe.block[MAC_IN])
             counts.add(
-                acc2[k],
+                pipe.word[MAC_IN],
                 "inference",
                 syn_ops=r,
                 adds=r,
                 mults=r if layer.multi_bit else 0,
                 weight_reads=1,
             )
-            # UPD: the block's sums are final; update its neurons while the MAC starts on the
-            # next block's first word.
+            # UPD: the block's sums are final; they enter the neuron lanes with the block's
+            # state while the MAC goes on with the next block. NEU, a cycle later: the lanes'
+            # new state is written back and their spikes go to the emitter.
             unit = neurons[k]
-            updating = upd[k]
-            m.d.comb += [macs[k].clear.eq(updating), unit.real.eq(real_mask(k, upd_block[k]))]
-            with m.If(updating):
+            updating, upd_block = pipe.end[upd_at], pipe.block[upd_at]
+            neu, neu_block = pipe.end[upd_at + 1], pipe.block[upd_at + 1]
+            m.d.comb += unit.real.eq(real_mask(k, upd_block))
+            with m.If(neu):
                 m.d.comb += [
-                    state_w[k].addr.eq(upd_block[k]),
+                    state_w[k].addr.eq(neu_block),
                     state_w[k].data.eq(unit.next),
                     state_w[k].en.eq(1),
                 ]
-            r = real_count(k, upd_block[k])
+            r = real_count(k, upd_block)
             if spec.spiking:
                 current = Signal(data.ArrayLayout(signed(spec.acc_bits), lanes), name=f"i{k}")
                 for n in range(lanes):
@@ -814,43 +940,37 @@ class LearningCore(wiring.Component):
                 counts.add(updating, "inference", state_reads=r, state_writes=r, compares=2 * r)
             if k < last:
                 fired = unit.spikes if spec.spiking else unit.active
-                fired_bits.append(Mux(updating, fired << upd_block[k] * lanes, 0))
-                with m.If(updating):
+                pushes.append((neu, Mux(neu, fired, 0), Mux(neu, neu_block, 0)))
+                with m.If(neu):
                     m.d.sync += emit_list.eq(k % 2)
                     if not spec.spiking:
-                        m.d.sync += emit_block.eq(upd_block[k])
                         for n in range(lanes):
                             m.d.sync += emit_values[n].eq(unit.next[n].a)
 
-        # EMIT: append the lowest pending neuron to the next layer's list, one per cycle.
+        # EMIT: append the emitter's neuron to the next layer's list, one per cycle.
         if last > 0:
-            neuron = lowest_set(m, pending, "emit_row")
-            arrived = functools.reduce(operator.or_, fired_bits)
-            m.d.sync += pending.eq(pending & ~(Const(1, len(pending)) << neuron) | arrived)
-            with m.If(pending != 0):
+            m.d.comb += [
+                emitter.push.eq(functools.reduce(operator.or_, (p[0] for p in pushes))),
+                emitter.fired.eq(functools.reduce(operator.or_, (p[1] for p in pushes))),
+                emitter.block.eq(functools.reduce(operator.or_, (p[2] for p in pushes))),
+            ]
+            with m.If(emitter.valid):
                 if spec.spiking:
                     x = 1
-                elif lanes == 1:
-                    x = emit_values[0]
                 else:
-                    lane = Signal(range(lanes), name="emit_lane")
-                    m.d.comb += lane.eq(neuron - emit_block * lanes)
-                    x = emit_values[lane]
+                    x = emit_values[emitter.lane] if lanes > 1 else emit_values[0]
                 for n, (_, ev_w) in enumerate(hidden_events):
                     with m.If(emit_list == n):
-                        append_event(ev_w, n_hidden[n], neuron, x)
-        counts.add(
-            fsm.ongoing("PRED_LANE") & (pred_class != 0),
-            "inference",
-            compares=1,
-        )
+                        append_event(ev_w, n_hidden[n], emitter.neuron, x)
+        counts.add(cand_valid & (cand_class != 0), "inference", compares=1)
         if gated:
-            counts.add(fsm.ongoing("PRED_LANE") & learn, "learning", compares=1)
-        m.d.comb += pred_class.eq(block * lanes + pred_lane)
+            counts.add(cand_valid & learn, "learning", compares=1)
         counts.add(busy & ~in_learning, "inference", cycles=1)
         counts.add(busy & in_learning, "learning", cycles=1)
 
         if learning:
+            for stage in range(2, write_at + 1):
+                m.d.sync += vis[stage].eq(vis[stage - 1])
             draws = lfsr_states(m, lfsr, spec.lfsr_width, lanes, "round_draw")
             proj_draws = lfsr_states(m, proj_lfsr, spec.lfsr_width, lanes, "proj_draw")
             for k, layer in enumerate(layers):
@@ -886,34 +1006,44 @@ class LearningCore(wiring.Component):
                         counts.add(live, "learning", table_reads=r)
                     counts.add(live, "learning", mults=r, adds=r, table_reads=r)
                 counts.add(live, "learning", state_reads=r)
-                with m.If(live):
-                    m.d.comb += [pf_w.addr.eq(pf_block), pf_w.data.eq(unit.factors), pf_w.en.eq(1)]
+                with m.If(pf_out & fsm.ongoing(f"PF_{k}")):
+                    m.d.comb += [
+                        pf_w.addr.eq(pf_out_block),
+                        pf_w.data.eq(unit.factors),
+                        pf_w.en.eq(1),
+                    ]
                     with m.If(unit.nonzero):
-                        m.d.sync += active_blocks.eq(active_blocks | (1 << pf_block))
+                        m.d.sync += active_blocks.eq(active_blocks | (1 << pf_out_block))
                 # The activity scan reads every row once, whether a cycle of its own or the
                 # previous row's last visit scans it, or the layer is skipped.
                 counts.add(fsm.ongoing(f"SCAN_INIT_{k}"), "learning", state_reads=layer.n_in)
 
-                # VISIT stage 2: the word and its factors arrived; update and write back.
-                upd = updates[k]
-                m.d.sync += visiting[k].eq(fsm.ongoing(f"VISIT_{k}"))
-                live = visiting[k]
-                r = real_count(k, vis_block)
+                # VISIT: the record moves on; the factors are read in stage 1, to arrive with
+                # the word in stage 2, where both enter the update lanes.
+                upd, stages = updates[k], visiting[k]
+                m.d.sync += stages[1].eq(fsm.ongoing(f"VISIT_{k}"))
+                for stage in range(2, write_at + 1):
+                    m.d.sync += stages[stage].eq(stages[stage - 1])
+                with m.If(stages[1]):
+                    m.d.comb += pf_r.addr.eq(vis[1].block)
+                live, written = stages[2], vis[write_at]
+                r = real_count(k, vis[2].block)
                 m.d.comb += [
-                    upd.weights.eq(weights_r[k].data),
+                    upd.weights.eq(words[k]),
                     upd.factors.eq(pf_r.data),
-                    upd.activity.eq(vis_activity),
+                    upd.activity.eq(vis[2].activity),
                 ]
                 for n in range(lanes):
                     m.d.comb += upd.random[n].eq(draws[n])
-                with m.If(live):
-                    m.d.comb += [
-                        weights_w[k].addr.eq(vis_row * layer.blocks + vis_block),
-                        weights_w[k].data.eq(upd.next),
-                        weights_w[k].en.eq(real_mask(k, vis_block)),
-                    ]
-                    if spec.rounding == "stochastic":
+                if spec.rounding == "stochastic":
+                    with m.If(live):
                         m.d.sync += lfsr.eq(draws[-1])
+                with m.If(stages[write_at]):
+                    m.d.comb += [
+                        weights_w[k].addr.eq(written.word),
+                        weights_w[k].data.eq(upd.next),
+                        weights_w[k].en.eq(real_mask(k, written.block)),
+                    ]
                 rounding_add = r if spec.rounding != "floor" else 0
                 counts.add(
                     live,
@@ -941,24 +1071,24 @@ class LearningCore(wiring.Component):
                 if spec.rule == "lfp" and k > 0:
                     total = Signal(signed(sum_bits), name=f"row_sum{k}")
                     m.d.comb += total.eq(row_sum + upd.reward_sum)
-                    with m.If(live):
-                        with m.If(vis_last):
+                    with m.If(stages[write_at]):
+                        with m.If(written.last):
                             reward = saturate(
-                                (vis_activity * saturate(total, spec.acc_bits)) >> spec.q_frac,
+                                (written.activity * saturate(total, spec.acc_bits)) >> spec.q_frac,
                                 spec.reward_bits,
                             )
                             m.d.comb += [
-                                rew_w.addr.eq(vis_row_block),
-                                rew_w.en.eq(Const(1, lanes) << vis_row_lane),
+                                rew_w.addr.eq(written.row_block),
+                                rew_w.en.eq(Const(1, lanes) << written.row_lane),
                             ]
                             for n in range(lanes):
                                 m.d.comb += rew_w.data[n].eq(reward)
                             m.d.sync += [
                                 row_sum.eq(0),
-                                valid.eq(valid | (Const(1, len(valid)) << vis_row)),
+                                valid.eq(valid | (Const(1, len(valid)) << written.row)),
                             ]
                         with m.Else():
                             m.d.sync += row_sum.eq(total)
-                    counts.add(live & vis_last, "learning", mults=1, state_writes=1)
+                    counts.add(stages[write_at] & written.last, "learning", mults=1, state_writes=1)
         counts.drive(m, counters)
         return m

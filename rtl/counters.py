@@ -12,6 +12,8 @@ INCREMENT_BITS = 16
 
 class PerfCounters(wiring.Component):
     """One `COUNTER_BITS` counter per (phase, kind); each adds its increment every cycle.
+    Increments are registered first, so a count lags its events by a cycle and the wide
+    adder does not follow the logic that forms the increment.
 
     `counts[(phase, kind)]` are the registers the bus reads; `clear` zeroes them all."""
 
@@ -33,8 +35,10 @@ class PerfCounters(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         for (phase, kind), count in self.counts.items():
+            increment = Signal(INCREMENT_BITS, name=f"inc_{phase}_{kind}_1")
+            m.d.sync += increment.eq(self.increment(phase, kind))
             with m.If(self.clear):
                 m.d.sync += count.eq(0)
             with m.Else():
-                m.d.sync += count.eq(count + self.increment(phase, kind))
+                m.d.sync += count.eq(count + increment)
         return m

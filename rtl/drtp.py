@@ -29,7 +29,9 @@ class DRTPFactors(PostFactors):
                 continue
             if spec.spiking:
                 bound = spec.time_steps * spec.thresholds[self._layer]
-                z = saturate(neuron.z, spec.acc_bits)
+                # A bound inside the ACC range compares the same before the saturation.
+                inside = bound < 1 << (spec.acc_bits - 1)
+                z = neuron.z if inside else saturate(neuron.z, spec.acc_bits)
             else:
                 bound = spec.activation_max
                 z = neuron.z >> spec.act_shifts[self._layer]

@@ -1,10 +1,11 @@
 """What every post-factor unit shares: its ports, the label lane and the nonzero flag.
 
 A post factor `p_k,j` (contract §5) is computed one word of L neurons per cycle from the
-neuron state and the label; DRTP (`rtl.drtp`) and LFP (`rtl.lfp`) differ only in how.
+neuron state and the label, in two stages; DRTP (`rtl.drtp`) and LFP (`rtl.lfp`) differ
+only in how.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Value, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -40,8 +41,13 @@ class PostFactors(wiring.Component):
         """Whether `lane` of the current block is the label's neuron."""
         return self.block * self._spec.lanes + lane == self.label
 
+    latency = 2  # the values are registered, then the factors: they follow the inputs
+
     def drive(self, m: Module, values: list[Value]) -> None:
         """Set each lane's factor (zero on padding lanes) and the nonzero flag."""
+        real = Signal(self._spec.lanes)
+        m.d.sync += real.eq(self.real)
         for lane, value in enumerate(values):
-            m.d.comb += self.factors[lane].eq(Mux(self.real[lane], value, 0))
+            held = Signal(self.factors[lane].shape(), name=f"value{lane}")
+            m.d.sync += [held.eq(value), self.factors[lane].eq(Mux(real[lane], held, 0))]
         m.d.comb += self.nonzero.eq(Cat(*(f != 0 for f in self.factors)).any())

@@ -1,6 +1,6 @@
 """Synaptic MAC lanes: one weight word per cycle accumulated into `lanes` exact sums."""
 
-from amaranth.hdl import Module, Mux, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -11,7 +11,10 @@ from rtl.geometry import Geometry
 class MacLanes(wiring.Component):
     """`sum_j += W[i, j] · x_i` for the lanes of one word (contract §3: exact sums,
     saturated once by the neuron). Spiking inputs add the weight: no multiplier. `clear`
-    restarts the sums (at the word landing with it, if `en`)."""
+    restarts the sums at the word entering with it (or, without `en`, empties them).
+
+    A word reaches `sums` `latency` cycles after it enters: 1 when the weight is added, 2
+    when it is multiplied, the products being registered before the adders."""
 
     def __init__(self, spec: CoreSpec, layer: int) -> None:
         self._spec = spec
@@ -27,15 +30,27 @@ class MacLanes(wiring.Component):
             }
         )
 
+    @property
+    def latency(self) -> int:
+        return 2 if self._geometry.multi_bit else 1
+
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        for lane in range(self._spec.lanes):
-            w = self.weights[lane]
-            term = w * self.x if self._geometry.multi_bit else w
-            # `clear` with `en` starts the next sum with this word: the core reads a finished
-            # block's sums in the cycle the next block's first word lands.
-            with m.If(self.en):
-                m.d.sync += self.sums[lane].eq(Mux(self.clear, 0, self.sums[lane]) + term)
-            with m.Elif(self.clear):
+        lanes = self._spec.lanes
+        en, clear = self.en, self.clear
+        terms = list(self.weights)
+        if self._geometry.multi_bit:
+            en, clear = Signal(), Signal()
+            m.d.sync += [en.eq(self.en), clear.eq(self.clear)]
+            terms = []
+            for lane in range(lanes):
+                w = self.weights[lane]
+                product = Signal(signed(len(w) + len(self.x)), name=f"product{lane}")
+                m.d.sync += product.eq(w * self.x)
+                terms.append(product)
+        for lane, term in enumerate(terms):
+            with m.If(en):
+                m.d.sync += self.sums[lane].eq(Mux(clear, 0, self.sums[lane]) + term)
+            with m.Elif(clear):
                 m.d.sync += self.sums[lane].eq(0)
         return m

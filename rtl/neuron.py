@@ -1,6 +1,6 @@
 """Neuron datapaths: one memory word of `lanes` neurons updated per cycle (contract §3)."""
 
-from amaranth.hdl import Module, Mux, Value, signed
+from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -39,7 +39,12 @@ def word_layout(spec: CoreSpec, layer: int) -> data.ArrayLayout:
 
 class LIFLanes(wiring.Component):
     """`v ← sat_V(v − leak(v) + I − θ s_prev)`, spike if `v > θ`, window sums; `first`
-    treats the stored state as zero (the start of a sample needs no clearing pass)."""
+    treats the stored state as zero (the start of a sample needs no clearing pass).
+
+    Two stages, so `next` and `spikes` follow the inputs by one cycle: the first forms what
+    the old state alone decides (`v − leak − θ s`, and the same less θ + 1 for the
+    threshold test), the second adds the current to both, so that the saturation and the
+    comparison with θ run side by side rather than one after the other."""
 
     def __init__(self, spec: CoreSpec, layer: int) -> None:
         self._spec, self._layer = spec, layer
@@ -59,28 +64,51 @@ class LIFLanes(wiring.Component):
         m = Module()
         spec = self._spec
         theta = spec.thresholds[self._layer]
+        # θ < 2^(V−1) − 1 (else nothing fires) and θ ≥ 1 > −2^(V−1): sat_V(u) > θ ⟺ u > θ.
+        can_fire = theta < (1 << (spec.membrane_bits - 1)) - 1
+        # |v − leak − θ s| < 2^V, so a current clamped to V + 2 bits leaves both the saturated
+        # membrane and the threshold test as they are, and shortens the second stage's adders.
+        drive_bits = base_bits = spec.membrane_bits + 2
+        fields = state_layout(spec, self._layer).members
+        real = Signal(spec.lanes)
+        m.d.sync += real.eq(self.real)
         for lane in range(spec.lanes):
             old, new, current = self.state[lane], self.next[lane], self.current[lane]
+            drive = Signal(signed(drive_bits), name=f"drive{lane}")  # the current, clamped
+            base = Signal(signed(base_bits), name=f"base{lane}")  # v − leak − θ s
+            over = Signal(signed(base_bits + 1), name=f"over{lane}")  # base − θ − 1
+            z = Signal(fields["z"], name=f"z{lane}")  # the window current, updated
+            n = Signal(fields["n"], name=f"n{lane}")  # the spike count before this step
             v = Mux(self.first, 0, old.v)
             spiked = Mux(self.first, 0, old.s)
             leak = (v >> spec.leak_shift) if spec.leak_shift else 0
-            v_next = saturate(v - leak + current - Mux(spiked, theta, 0), spec.membrane_bits)
-            spike = (v_next > theta) & self.real[lane]
+            m.d.sync += [
+                drive.eq(saturate(current, drive_bits)),
+                base.eq(v - leak - Mux(spiked, theta, 0)),
+                over.eq(v - leak - Mux(spiked, 2 * theta + 1, theta + 1)),
+                z.eq(Mux(self.first, 0, old.z) + current),
+                n.eq(Mux(self.first, 0, old.n)),
+            ]
+            above = over + drive  # ≥ 0 ⟺ the membrane passes θ: its sign bit decides
+            spike = ~above[-1] & real[lane] if can_fire else Const(0, 1)
             m.d.comb += [
-                new.v.eq(v_next),
+                new.v.eq(saturate(base + drive, spec.membrane_bits)),
                 new.s.eq(spike),
-                new.z.eq(Mux(self.first, 0, old.z) + current),
-                new.n.eq(Mux(self.first, 0, old.n) + spike),
+                new.z.eq(z),
+                new.n.eq(n + spike),
                 self.spikes[lane].eq(spike),
             ]
-            if "i1" in state_layout(spec, self._layer).members:
-                m.d.comb += new.i1.eq(current)
+            if "i1" in fields:
+                stored = Signal(signed(spec.acc_bits), name=f"current{lane}")
+                m.d.sync += stored.eq(current)
+                m.d.comb += new.i1.eq(stored)
         return m
 
 
 class HardTanhLanes(wiring.Component):
     """`z = sat_ACC(Σ)`, `a = clip(z >> act_shift, −A, A)`; `active` marks nonzero outputs,
-    the next layer's events."""
+    the next layer's events. `z` is registered: outputs follow the inputs by one cycle, as
+    the LIF lanes' do."""
 
     def __init__(self, spec: CoreSpec, layer: int) -> None:
         self._spec, self._layer = spec, layer
@@ -99,13 +127,16 @@ class HardTanhLanes(wiring.Component):
         m = Module()
         spec = self._spec
         shift = spec.act_shifts[self._layer]
+        real = Signal(spec.lanes)
+        m.d.sync += real.eq(self.real)
         for lane in range(spec.lanes):
-            z = saturate(self.sums[lane], spec.acc_bits)
+            z = Signal(signed(spec.acc_bits), name=f"z{lane}")
+            m.d.sync += z.eq(saturate(self.sums[lane], spec.acc_bits))
             a = clip(z >> shift, spec.activation_max)
             new = self.next[lane]
             m.d.comb += [
                 new.z.eq(z),
                 new.a.eq(a),
-                self.active[lane].eq((a != 0) & self.real[lane]),
+                self.active[lane].eq((a != 0) & real[lane]),
             ]
         return m

@@ -1,6 +1,6 @@
 """The weight-update lanes: one visited word read, updated and written per cycle (§5–§7)."""
 
-from amaranth.hdl import Module, signed
+from amaranth.hdl import Module, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -12,7 +12,12 @@ from rtl.geometry import Geometry
 class UpdateLanes(wiring.Component):
     """`W ← sat_W(W + round(p · A))` (DRTP) or `W ← sat_W(W + round(|W| · A · q))` (LFP),
     lane l rounding with the l-th LFSR state; for LFP also `Σ_l W_l q_l` of the old weights,
-    the word's share of the reward sent to the layer below."""
+    the word's share of the reward sent to the layer below.
+
+    A pipeline taking a word per cycle: `next` and `reward_sum` follow the inputs by
+    `latency` cycles. The products are registered (LFP multiplies twice, once per stage),
+    then the rounded step, so that neither a multiplier nor the rounding adder sits in
+    front of the weight memory's write port."""
 
     def __init__(self, spec: CoreSpec, layer: int) -> None:
         self._spec, self._layer = spec, layer
@@ -31,22 +36,42 @@ class UpdateLanes(wiring.Component):
             }
         )
 
+    @property
+    def latency(self) -> int:
+        return 3 if self._spec.rule == "lfp" else 2
+
     def elaborate(self, platform: object) -> Module:
         m = Module()
         spec = self._spec
         shift = spec.lr_shifts[self._layer]
+        lfp = spec.rule == "lfp"
+
+        def stage(value: Value, name: str) -> Signal:
+            """`value` registered: the next stage's copy."""
+            reg = Signal(value.shape(), name=name)
+            m.d.sync += reg.eq(value)
+            return reg
+
         terms = []
         for lane in range(spec.lanes):
             w, p = self.weights[lane], self.factors[lane]
-            if spec.rule == "lfp":
-                product = magnitude(w) * self.activity * p
+            random = stage(self.random[lane], f"random{lane}_1")
+            if lfp:
+                scaled = stage(self.activity * p, f"scaled{lane}")  # A · q
+                size = stage(magnitude(w), f"size{lane}")
+                terms.append(stage(w * p, f"share{lane}"))
+                w = stage(stage(w, f"w{lane}_1"), f"w{lane}_2")
+                product = stage(size * scaled, f"product{lane}")
+                random = stage(random, f"random{lane}_2")
                 step = shift + spec.q_frac
-                terms.append(w * p)
             else:
-                product = p * self.activity
+                product = stage(p * self.activity, f"product{lane}")
+                w = stage(w, f"w{lane}_1")
                 step = shift
-            delta = round_shift(product, step, spec.rounding, self.random[lane])
+            delta = stage(round_shift(product, step, spec.rounding, random), f"delta{lane}")
+            w = stage(w, f"w{lane}_last")
             m.d.comb += self.next[lane].eq(saturate(w + delta, spec.weight_bits))
         if terms:
-            m.d.comb += self.reward_sum.eq(sum(terms))
+            total = stage(sum(terms), "reward_sum_2")
+            m.d.comb += self.reward_sum.eq(stage(total, "reward_sum_3"))
         return m

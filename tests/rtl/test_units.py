@@ -112,6 +112,23 @@ def _comb(dut: object, vectors: list[dict[str, object]], outputs: tuple[str, ...
     return results
 
 
+def _clocked(
+    dut: object, vectors: list[dict[str, object]], outputs: tuple[str, ...], latency: int = 1
+) -> list:
+    """As `_comb`, for a unit whose outputs follow its inputs by `latency` clocks."""
+    results = []
+
+    async def bench(ctx: SimulatorContext) -> None:
+        for vector in vectors:
+            for port, value in vector.items():
+                ctx.set(getattr(dut, port), value)
+            await ctx.tick().repeat(latency)
+            results.append({port: ctx.get(getattr(dut, port)) for port in outputs})
+
+    _simulate(dut, bench, clocked=True)
+    return results
+
+
 def _draw(
     rng: np.random.Generator, low: int, high: int, size: int | tuple, near: tuple = ()
 ) -> np.ndarray:
@@ -247,7 +264,8 @@ def test_lfsr_states_continue_the_software_sequence(spec: CoreSpec) -> None:
 
 
 def _mac_sums(spec: CoreSpec, k: int, cases: list[tuple[np.ndarray, np.ndarray]]) -> list:
-    """Clear, then one weight word per event as the core streams them; the sums after."""
+    """Clear, then one weight word per event as the core streams them; the sums once the
+    last word has passed the MAC's latency."""
     dut = MacLanes(spec, k)
     sums = []
 
@@ -262,6 +280,8 @@ def _mac_sums(spec: CoreSpec, k: int, cases: list[tuple[np.ndarray, np.ndarray]]
                 ctx.set(dut.x, int(x[i]))
                 await ctx.tick()
             ctx.set(dut.en, 0)
+            for _ in range(dut.latency - 1):  # the last word's product reaches the sums
+                await ctx.tick()
             sums.append(_lanes(ctx.get(dut.sums)))
 
     _simulate(dut, bench, clocked=True)
@@ -337,7 +357,8 @@ def _lif_vectors(spec: CoreSpec, k: int, rng: np.random.Generator) -> list[dict]
 def _lif_run(spec: CoreSpec, k: int, vectors: list[dict], windows: np.ndarray) -> tuple:
     """The LIF lanes on independent `vectors`, then on whole windows of currents
     `[window, T, lanes]` with each lane's next state fed back as its state, as the core's
-    state memory does: `(next, spikes)` per vector, `next` per window step."""
+    state memory does: `(next, spikes)` per vector, `next` per window step. The lanes'
+    outputs follow their inputs by a clock."""
     dut = LIFLanes(spec, k)
     single, fed = [], []
 
@@ -345,16 +366,18 @@ def _lif_run(spec: CoreSpec, k: int, vectors: list[dict], windows: np.ndarray) -
         for vector in vectors:
             for port, value in vector.items():
                 ctx.set(getattr(dut, port), value)
+            await ctx.tick()
             single.append((ctx.get(dut.next), ctx.get(dut.spikes)))
         ctx.set(dut.real, (1 << spec.lanes) - 1)
         for window in windows:
             for t, current in enumerate(window):
                 ctx.set(dut.first, int(t == 0))
                 ctx.set(dut.current, current.tolist())
+                await ctx.tick()
                 fed.append(ctx.get(dut.next))
                 ctx.set(dut.state, fed[-1])
 
-    _simulate(dut, bench)
+    _simulate(dut, bench, clocked=True)
     return single, fed
 
 
@@ -425,7 +448,7 @@ def test_hardtanh_lanes_like_golden(spec: CoreSpec) -> None:
             }
             for _ in range(60)
         ]
-        outputs = _comb(HardTanhLanes(spec, k), vectors, ("next", "active"))
+        outputs = _clocked(HardTanhLanes(spec, k), vectors, ("next", "active"))
         for vector, out in zip(vectors, outputs, strict=True):
             z = acc.saturate(vector["sums"])
             a = hardtanh(spec, k, z)
@@ -459,7 +482,8 @@ def test_drtp_output_factors_are_the_error(spec: CoreSpec) -> None:
                 real = _real_mask(spec, last, block)
                 vectors.append({"state": word, "label": label, "block": block, "real": real})
                 wants.append((output, want[block]))
-    outputs = _comb(DRTPFactors(spec, last), vectors, ("factors", "nonzero"))
+    dut = DRTPFactors(spec, last)
+    outputs = _clocked(dut, vectors, ("factors", "nonzero"), dut.latency)
     for vector, (output, want), out in zip(vectors, wants, outputs, strict=True):
         where = f"{spec.name}: DRTP output, label {vector['label']} block {vector['block']}"
         _expect(_lanes(out["factors"]), want, where, output=output)
@@ -491,13 +515,18 @@ def _drtp_hidden(spec: CoreSpec, k: int, cases: list[tuple[int, list]]) -> list:
             for source in (1, 0):
                 ctx.set(from_rom, source)
                 ctx.set(regen, projection_seed(spec, k, label))
+                out = []  # a word a cycle, as the core streams them; each out `latency` later
                 for block, word in enumerate(words):
                     ctx.set(dut.state, word)
                     ctx.set(dut.block, block)
                     ctx.set(dut.real, _real_mask(spec, k, block))
                     ctx.set(rom_word, rom[label * blocks + block])
-                    results.append((_lanes(ctx.get(dut.factors)), ctx.get(dut.nonzero)))
                     await ctx.tick()
+                    out.append((_lanes(ctx.get(dut.factors)), ctx.get(dut.nonzero)))
+                for _ in range(dut.latency - 1):
+                    await ctx.tick()
+                    out.append((_lanes(ctx.get(dut.factors)), ctx.get(dut.nonzero)))
+                results.extend(out[dut.latency - 1 :])
 
     _simulate(m, bench, clocked=True)
     return results
@@ -601,7 +630,8 @@ def test_lfp_factors_like_golden(spec: CoreSpec) -> None:
                     {"state": word, "label": label, "block": block, "real": real, **more}
                 )
                 wants.append((r, z, want[block]))
-        outputs = _comb(LFPFactors(spec, k), vectors, ("factors", "nonzero"))
+        dut = LFPFactors(spec, k)
+        outputs = _clocked(dut, vectors, ("factors", "nonzero"), dut.latency)
         for vector, (r, z, want), out in zip(vectors, wants, outputs, strict=True):
             where = f"{spec.name}: LFP layer {k}, label {vector['label']} block {vector['block']}"
             _expect(_lanes(out["factors"]), want, where, reward=r, z=z)
@@ -653,7 +683,8 @@ def test_update_lanes_like_golden(spec: CoreSpec, rounding: str) -> None:
         ]
         for vector, (w, f, a) in zip(vectors, corners, strict=False):
             vector.update(weights=[w] * lanes, factors=[f] * lanes, activity=a)
-        outputs = _comb(UpdateLanes(spec, k), vectors, ("next", "reward_sum"))
+        dut = UpdateLanes(spec, k)
+        outputs = _clocked(dut, vectors, ("next", "reward_sum"), dut.latency)
         for vector, out in zip(vectors, outputs, strict=True):
             w, f = np.array(vector["weights"]), np.array(vector["factors"])
             a, random = vector["activity"], np.array(vector["random"])
