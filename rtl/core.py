@@ -300,6 +300,7 @@ class LearningCore(wiring.Component):
         b_adr = Signal(mmap.addr_bits)
         b_dat = Signal(DATA_BITS)
         b_word = [Signal(range(layer.words), name=f"b_word{k}") for k, layer in enumerate(layers)]
+        b_held = [Signal(name=f"b_held{k}") for k in range(len(layers))]  # a weight is there
         lane_bits = mmap.lane_bits
         m.d.sync += [bus.ack.eq(0), bus.err.eq(0), b_pending.eq(0), b_ready.eq(b_pending)]
         request = bus.cyc & bus.stb & ~bus.ack & ~bus.err & ~b_pending & ~b_ready
@@ -325,6 +326,14 @@ class LearningCore(wiring.Component):
             m.d.comb += weights_r[k].addr.eq(address)
             with m.If(request):
                 m.d.sync += b_word[k].eq(address)
+            # Whether the latched address holds a weight, decided while the request waits.
+            off = offset(b_adr, f"weights{k}")
+            lane = off[:lane_bits]
+            blk = off[lane_bits : lane_bits + mmap.block_bits(k)]
+            row = off[lane_bits + mmap.block_bits(k) :]
+            inside = (blk < layers[k].blocks) & (row < layers[k].n_in)
+            real = (times(blk, lanes) + lane < layers[k].n_out) & (lane < lanes)
+            m.d.sync += b_held[k].eq(inside & real)
         with m.If(request):
             m.d.sync += [
                 b_pending.eq(1),
@@ -398,18 +407,13 @@ class LearningCore(wiring.Component):
                 ]
             for k in range(len(layers)):
                 with m.Elif(in_region(b_adr, f"weights{k}")):
-                    off = offset(b_adr, f"weights{k}")
-                    lane = off[:lane_bits]
-                    blk = off[lane_bits : lane_bits + mmap.block_bits(k)]
-                    row = off[lane_bits + mmap.block_bits(k) :]
-                    inside = (blk < layers[k].blocks) & (row < layers[k].n_in)
-                    real = (times(blk, lanes) + lane < layers[k].n_out) & (lane < lanes)
+                    lane = offset(b_adr, f"weights{k}")[:lane_bits]
                     word = words[k]
                     m.d.comb += [
                         write_ok.eq(~busy),
-                        read_value.eq(Mux(real & inside, word[lane] if lanes > 1 else word[0], 0)),
+                        read_value.eq(Mux(b_held[k], word[lane] if lanes > 1 else word[0], 0)),
                     ]
-                    with m.If(b_we & ~busy & real & inside):
+                    with m.If(b_we & ~busy & b_held[k]):
                         m.d.comb += [
                             weights_w[k].addr.eq(b_word[k]),
                             weights_w[k].en.eq(1 << lane),
@@ -459,9 +463,13 @@ class LearningCore(wiring.Component):
         proj_lfsr = Signal(spec.lfsr_width)
         row, row_block = Signal(range(geo.max_width + 1)), Signal(range(geo.max_width + 1))
         row_lane = Signal(range(lanes))
-        # For the activity reads ahead: row_block + 1, and whether row i + a is in that block.
-        row_block1 = Signal(range(geo.max_width + 2))
-        wraps = {a: Signal(name=f"wraps{a}") for a in (1, 2)}
+        # Who reads each state memory (the PF and SCAN/VISIT phases, PRED) and, for the
+        # activity scan, which word: registers, set by the sequencer's transitions, so that
+        # the memories' wide address nets follow registers through a multiplexer only.
+        pf_phase = [Signal(name=f"pf_phase{k}") for k in range(len(layers))]
+        scan_phase = {k: Signal(name=f"scan_phase{k}") for k in range(1, len(layers))}
+        pred_phase = Signal()
+        scan_addr = Signal(range(geo.max_width + 1))
         max_words = max(layer.words for layer in layers)
         row_base = Signal(range(max_words + 1))  # row · blocks: the row's first weight word
         activity = Signal(signed(max(layer.activity_bits for layer in layers)))
@@ -492,7 +500,7 @@ class LearningCore(wiring.Component):
         ]
 
         x_listed = ev_in_r.data.x
-        listed_activity = x_listed * steps if spec.spiking else x_listed
+        listed_activity = times(x_listed, steps) if spec.spiking else x_listed
 
         def activity_of(k: int, ahead: int = 0) -> object:
             """A_k,i of the row whose activity data arrived this cycle (§2): row i, or i + 1
@@ -500,36 +508,53 @@ class LearningCore(wiring.Component):
             if k == 0:
                 if spec.encoding == "spikes":
                     return cnt_r.data
-                return inp_r.data * steps if spec.spiking else inp_r.data
+                return times(inp_r.data, steps) if spec.spiking else inp_r.data
             word = state_r[k - 1].data
             if lanes == 1:
                 return output_of(spec, word[0])
-            lane = Mux(row_lane == lanes - 1, 0, row_lane + 1) if ahead else row_lane
+            lane = Signal(range(lanes), name=f"activity_lane{k}_{ahead}")
+            m.d.comb += lane.eq(lane_of(ahead))
             return output_of(spec, word[lane])
 
+        def lane_of(ahead: int) -> Value:
+            """The lane of row i + `ahead` in its state word."""
+            step = ahead % lanes
+            if step == 0:
+                return row_lane
+            return Mux(row_lane >= lanes - step, row_lane + step - lanes, row_lane + step)
+
+        def block_of(ahead: int) -> Value:
+            """The state word holding row i + `ahead`."""
+            step = ahead % lanes
+            wrap = row_lane >= lanes - step if step else 0
+            return row_block + ahead // lanes + wrap
+
         def activity_addr(k: int, ahead: int) -> list:
-            """Point the activity read at row i + `ahead` (ahead ≤ 2)."""
+            """Layer 1: point the activity read at input i + `ahead` (ahead ≤ 2)."""
+            if k > 0:
+                return []  # `scan_addr`, set a cycle ahead by `activity_next`
+            ports = [inp_r] + ([cnt_r] if spec.encoding == "spikes" else [])
+            return [port.addr.eq(row + ahead) for port in ports]
+
+        def activity_next(k: int, ahead: int, further: Value | None = None) -> list:
+            """Layers above 1: next cycle the activity read is of row i + `ahead` (of the row
+            as it is now), or of the row after that where `further`."""
             if k == 0:
-                ports = [inp_r] + ([cnt_r] if spec.encoding == "spikes" else [])
-                return [port.addr.eq(row + ahead) for port in ports]
-            if ahead == 0:
-                target = row_block
-            elif lanes == 1:
-                target = row_block1 + (ahead - 1)
-            else:
-                target = Mux(wraps[ahead], row_block1, row_block)
-            return [state_r[k - 1].addr.eq(target)]
+                return []
+            target = (
+                block_of(ahead)
+                if further is None
+                else Mux(further, block_of(ahead + 1), block_of(ahead))
+            )
+            return [scan_addr.eq(target)]
 
         def move_row(k: int, by: int) -> None:
-            m.d.sync += [row.eq(row + by), row_base.eq(row_base + by * layers[k].blocks)]
-            if lanes == 1:
-                m.d.sync += [row_block.eq(row_block + by), row_block1.eq(row_block1 + by)]
-                return
-            lane = Signal(range(lanes), name=f"lane_by{by}")
-            m.d.comb += lane.eq(Mux(row_lane + by >= lanes, row_lane + by - lanes, row_lane + by))
-            m.d.sync += [row_lane.eq(lane), *(wraps[a].eq(lane + a >= lanes) for a in wraps)]
-            with m.If(row_lane + by >= lanes):
-                m.d.sync += [row_block.eq(row_block1), row_block1.eq(row_block1 + 1)]
+            m.d.sync += [
+                row.eq(row + by),
+                row_base.eq(row_base + by * layers[k].blocks),
+                row_block.eq(block_of(by)),
+                row_lane.eq(lane_of(by)),
+            ]
 
         def advance_row(k: int) -> None:
             """Move to the next presynaptic row, or drain the layer after the last one."""
@@ -537,6 +562,7 @@ class LearningCore(wiring.Component):
                 m.next = f"DRAIN_{k}"
             with m.Else():
                 move_row(k, 1)
+                m.d.sync += activity_next(k, 2)
                 m.next = f"SCAN_{k}"
 
         def visit_row() -> list:
@@ -561,7 +587,7 @@ class LearningCore(wiring.Component):
                 enter_layer(0)
 
         def enter_learning(k: int) -> None:
-            m.d.sync += [block.eq(0), active_blocks.eq(0)]
+            m.d.sync += [block.eq(0), active_blocks.eq(0), pf_phase[k].eq(1)]
             if spec.rule == "drtp" and spec.projection == "lfsr" and k < last:
                 seeds = [projection_seed(spec, k, c) for c in range(spec.classes)]
                 with m.Switch(label):
@@ -578,6 +604,7 @@ class LearningCore(wiring.Component):
             """After the last layer of a step: the next step or the output."""
             m.d.sync += [t.eq(t + 1), block.eq(0), pred_class.eq(0)]
             with m.If(t == steps - 1):
+                m.d.sync += pred_phase.eq(1)
                 m.next = "PRED_ADDR"
             with m.Else():
                 enter_step()
@@ -683,11 +710,9 @@ class LearningCore(wiring.Component):
                             step_done()
 
             with m.State("PRED_ADDR"):
-                m.d.comb += state_r[last].addr.eq(block)
                 m.d.sync += pred_lane.eq(0)
                 m.next = "PRED_LANE"
             with m.State("PRED_LANE"):
-                m.d.comb += state_r[last].addr.eq(block)
                 word = state_r[last].data
                 neuron = word[pred_lane] if lanes > 1 else word[0]
                 key, z = Signal(signed(key_bits)), Signal(signed(spec.acc_bits))
@@ -702,6 +727,7 @@ class LearningCore(wiring.Component):
                     pred_class.eq(pred_class + 1),
                 ]
                 with m.If(pred_class == spec.classes - 1):
+                    m.d.sync += pred_phase.eq(0)
                     m.next = "PRED_LAST"
                 with m.Elif(pred_lane == lanes - 1):
                     m.d.sync += block.eq(block + 1)
@@ -721,7 +747,6 @@ class LearningCore(wiring.Component):
             for k in reversed(range(len(layers)) if learning else ()):
                 layer = layers[k]
                 with m.State(f"PF_{k}"):
-                    m.d.comb += state_r[k].addr.eq(block)
                     if k in projection_r:
                         m.d.comb += projection_r[k].addr.eq(times(label, layer.blocks) + block)
                     if spec.rule == "lfp" and k < last:
@@ -730,8 +755,10 @@ class LearningCore(wiring.Component):
                     with m.If(block < layer.blocks):
                         m.d.sync += [block.eq(block + 1), pf_block.eq(block)]
                     with m.Elif(~pf_filling):  # the last block's factors are written this cycle
-                        m.d.sync += [row.eq(0), row_block.eq(0), row_block1.eq(1), row_lane.eq(0)]
-                        m.d.sync += [row_base.eq(0), *(wraps[a].eq(a >= lanes) for a in wraps)]
+                        m.d.sync += [row.eq(0), row_block.eq(0), row_lane.eq(0), row_base.eq(0)]
+                        m.d.sync += pf_phase[k].eq(0)
+                        if k > 0:  # the state of the layer below is scanned from row 0
+                            m.d.sync += [scan_phase[k].eq(1), scan_addr.eq(0)]
                         m.next = f"SCAN_INIT_{k}"
                 # With `intensity` encoding the input event list holds exactly the active
                 # input rows, in order: layer 1 walks it instead of scanning every input.
@@ -751,6 +778,7 @@ class LearningCore(wiring.Component):
                     with m.If(idle):
                         m.next = f"DRAIN_{k}"
                     with m.Else():
+                        m.d.sync += activity_next(k, 1)
                         m.next = f"SCAN_{k}"
                 with m.State(f"SCAN_{k}"):
                     if listed:
@@ -767,6 +795,7 @@ class LearningCore(wiring.Component):
                         a = activity_of(k)
                         with m.If(a != 0):
                             m.d.sync += [activity.eq(a), *visit_row()]
+                            m.d.sync += activity_next(k, 1, ~several(active_blocks))
                             m.next = f"VISIT_{k}"
                         with m.Else():
                             advance_row(k)
@@ -814,17 +843,21 @@ class LearningCore(wiring.Component):
                             with m.Elif(a != 0):
                                 move_row(k, 1)
                                 m.d.sync += [activity.eq(a), *visit_row()]
+                                m.d.sync += activity_next(k, 2, ~several(active_blocks))
                             with m.Elif(row == layer.n_in - 2):
                                 m.next = f"DRAIN_{k}"
                             with m.Else():
                                 move_row(k, 2)
+                                m.d.sync += activity_next(k, 3)
                                 m.next = f"SCAN_{k}"
                         with m.Else():
                             m.d.comb += activity_addr(k, ahead=1)
+                            m.d.sync += activity_next(k, 1, ~several(left))
                 # The layer's last visits are written back before the next layer (or the
                 # host) reads what they write.
                 with m.State(f"DRAIN_{k}"), m.If(~Cat(*visiting[k].values()).any()):
                     if k > 0:
+                        m.d.sync += scan_phase[k].eq(0)
                         enter_learning(k - 1)
                     else:
                         m.next = "DONE"
@@ -832,6 +865,16 @@ class LearningCore(wiring.Component):
             with m.State("DONE"):
                 m.d.sync += [busy.eq(0), done.eq(1)]
                 m.next = "IDLE"
+
+        # The state memories' reads of the sequencer's phases.
+        for k in range(len(layers)):
+            with m.If(pf_phase[k]):
+                m.d.comb += state_r[k].addr.eq(block)
+            if k > 0:
+                with m.If(scan_phase[k]):
+                    m.d.comb += state_r[k - 1].addr.eq(scan_addr)
+        with m.If(pred_phase):
+            m.d.comb += state_r[last].addr.eq(block)
 
         # -- pipeline stages that run behind the sequencer ------------------------------------
         def append_event(port: object, count: Signal, row: object, x: object) -> None:

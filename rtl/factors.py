@@ -10,6 +10,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from quant.spec import CoreSpec
+from rtl.arith import times
 from rtl.geometry import Geometry, address_bits
 from rtl.neuron import word_layout
 
@@ -39,7 +40,7 @@ class PostFactors(wiring.Component):
 
     def is_label(self, lane: int) -> Value:
         """Whether `lane` of the current block is the label's neuron."""
-        return self.block * self._spec.lanes + lane == self.label
+        return times(self.block, self._spec.lanes) + lane == self.label
 
     latency = 2  # the values are registered, then the factors: they follow the inputs
 

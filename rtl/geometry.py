@@ -31,9 +31,11 @@ class LayerGeometry:
     lanes: int
     blocks: int  # words per presynaptic row, ceil(n_out / lanes)
     event_bits: int  # signed width of an event value x_k,i,t
+    signed_events: bool  # an event may be negative (a hard-tanh activation)
     multi_bit: bool  # a multiply per synapse (else a spike: add the weight)
     sum_bits: int  # exact Σ_i W[i, j] x_i
     activity_bits: int  # signed width of A_k,i
+    signed_activity: bool  # A_k,i may be negative (hard-tanh)
 
     @property
     def words(self) -> int:
@@ -83,9 +85,11 @@ class Geometry:
                     lanes=spec.lanes,
                     blocks=spec.blocks(n_out),
                     event_bits=signed_bits(low, top),
+                    signed_events=low < 0,
                     multi_bit=multi or not spec.spiking,
                     sum_bits=signed_bits(-bound, bound),
                     activity_bits=signed_bits(act_low, act_high),
+                    signed_activity=act_low < 0,
                 )
             )
         return tuple(out)

@@ -5,6 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from quant.spec import CoreSpec
+from rtl.arith import multiply
 from rtl.geometry import Geometry
 
 
@@ -14,7 +15,8 @@ class MacLanes(wiring.Component):
     restarts the sums at the word entering with it (or, without `en`, empties them).
 
     A word reaches `sums` `latency` cycles after it enters: 1 when the weight is added, 2
-    when it is multiplied, the products being registered before the adders."""
+    when it is multiplied (by shifted adds over the event's few bits), the products being
+    registered before the accumulators."""
 
     def __init__(self, spec: CoreSpec, layer: int) -> None:
         self._spec = spec
@@ -42,11 +44,13 @@ class MacLanes(wiring.Component):
         if self._geometry.multi_bit:
             en, clear = Signal(), Signal()
             m.d.sync += [en.eq(self.en), clear.eq(self.clear)]
+            # Input codes are never negative: their sign bit need not be multiplied.
+            x = self.x if self._geometry.signed_events else self.x[: len(self.x) - 1]
             terms = []
             for lane in range(lanes):
                 w = self.weights[lane]
                 product = Signal(signed(len(w) + len(self.x)), name=f"product{lane}")
-                m.d.sync += product.eq(w * self.x)
+                m.d.sync += product.eq(multiply(w, x))
                 terms.append(product)
         for lane, term in enumerate(terms):
             with m.If(en):

@@ -1,11 +1,11 @@
 """The weight-update lanes: one visited word read, updated and written per cycle (§5–§7)."""
 
-from amaranth.hdl import Module, Signal, Value, signed
+from amaranth.hdl import Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from quant.spec import CoreSpec
-from rtl.arith import magnitude, round_shift, saturate
+from rtl.arith import magnitude, multiply, round_shift, saturate
 from rtl.geometry import Geometry
 
 
@@ -17,7 +17,8 @@ class UpdateLanes(wiring.Component):
     A pipeline taking a word per cycle: `next` and `reward_sum` follow the inputs by
     `latency` cycles. The products are registered (LFP multiplies twice, once per stage),
     then the rounded step, so that neither a multiplier nor the rounding adder sits in
-    front of the weight memory's write port."""
+    front of the weight memory's write port. DRTP's products are small: a ± below the
+    output layer, shifted adds over the activity's few bits at it."""
 
     def __init__(self, spec: CoreSpec, layer: int) -> None:
         self._spec, self._layer = spec, layer
@@ -65,7 +66,13 @@ class UpdateLanes(wiring.Component):
                 random = stage(random, f"random{lane}_2")
                 step = shift + spec.q_frac
             else:
-                product = stage(p * self.activity, f"product{lane}")
+                a = self.activity
+                if self._layer < len(spec.hidden):  # p ∈ {−1, 0, 1}: a gated ± of A
+                    product = Mux(p == 0, 0, Mux(p[-1], -a, a))
+                else:  # spike counts are never negative: their sign bit need not multiply
+                    signed_a = self._geometry.layers[self._layer].signed_activity
+                    product = multiply(p, a if signed_a else a[: len(a) - 1])
+                product = stage(product, f"product{lane}")
                 w = stage(w, f"w{lane}_1")
                 step = shift
             delta = stage(round_shift(product, step, spec.rounding, random), f"delta{lane}")
