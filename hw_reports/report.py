@@ -236,6 +236,7 @@ LOGIC_UNITS = {
     "factors": "learning factor units",
     "update": "update lanes",
     "counters": "performance counters",
+    "emitter": "event emitter",
 }
 MEMORY_UNITS = {
     "weights": "weight memory",

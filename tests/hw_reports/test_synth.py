@@ -38,7 +38,7 @@ from rtl.core import memories
 from rtl.emit import write_core
 
 DATA = Path(__file__).parent / "data"
-UNITS = ("counters", "factors0", "factors1", "mac0", "mac1", "neurons0", "neurons1")
+UNITS = ("counters", "emitter", "factors0", "factors1", "mac0", "mac1", "neurons0", "neurons1")
 UNITS += ("update0", "update1")
 
 
