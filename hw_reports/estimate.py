@@ -2,16 +2,17 @@
 
 Memories and multipliers are counted structurally from the elaborated core (its memory list
 and the units the spec implies): a memory deeper than `BRAM_MIN_DEPTH` takes DP16KD blocks in
-the cheapest of their aspect ratios, a shallower one LUT-RAM (16 × 4 bits per cell); a
-multi-bit MAC layer takes one DSP per lane, learning one per lane and layer (DRTP) or four
-(LFP: |w|·A·q, w·q and the reciprocal's product), and each weight layer one for its address.
-LUTs and flip-flops follow the datapath width: the performance counters at a fixed cost per
-bit and every other bit of the lane datapaths at a rate calibrated once on the synthesised
-digits cores (`CALIBRATION`), so the estimate's error on other specs measures the model.
+the cheapest of their aspect ratios, a shallower one LUT-RAM (16 × 4 bits per cell). Only
+LFP's wide products take DSPs (`dsp_tiles` of 18 × 18 each): per lane and layer A·q, |w|·(A·q)
+and w·q, and once the reward's A·Σ; the MAC and DRTP multiply by few-bit operands as shifted
+adds in LUTs. LUTs and flip-flops follow the datapath width: the performance counters at a
+fixed cost per bit and every other bit of the lane datapaths at a rate calibrated once on the
+synthesised digits cores (`CALIBRATION`), LFP's learning bits at an extra rate of their own,
+so the estimate's error on other specs measures the model.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -26,11 +27,15 @@ COUNTER_BITS = 48
 FF_PER_COUNTER_BIT = 1.0  # the count register
 LUT_PER_COUNTER_BIT = 1.5  # the incrementer's carry chain and the bus read-out multiplexer
 
-# ECP5 results (LFE5U-25F, Yosys 0.70 + nextpnr 0.11) of the shipped digits spec's learning
-# core and its inference-only twin: what the per-bit rates are solved from.
+DSP_WIDTH = 18  # MULT18X18D operand bits
+
+# ECP5 place-and-route results (Yosys 0.70 + nextpnr 0.11) of the shipped digits spec's
+# learning core, its inference-only twin and its LFP twin (`calibration_specs`): what the
+# per-bit rates are solved from.
 CALIBRATION = {
-    "drtp": {"luts": 14729, "flip_flops": 2876},
-    "none": {"luts": 10478, "flip_flops": 1998},
+    "drtp": {"luts": 0, "flip_flops": 0},
+    "none": {"luts": 0, "flip_flops": 0},
+    "lfp": {"luts": 0, "flip_flops": 0},
 }
 CALIBRATION_SPEC = Path(__file__).parents[1] / "configs" / "digits.toml"
 
@@ -56,12 +61,22 @@ def lutram(memory: MemoryInfo) -> int:
     return math.ceil(memory.depth / 16) * math.ceil(memory.width / 4)
 
 
+def dsp_tiles(a_bits: int, b_bits: int) -> int:
+    """MULT18X18D blocks of an `a_bits` × `b_bits` product, split into 18-bit tiles."""
+    return math.ceil(a_bits / DSP_WIDTH) * math.ceil(b_bits / DSP_WIDTH)
+
+
 def dsps(spec: CoreSpec) -> int:
+    if spec.rule != "lfp":
+        return 0
     geo = Geometry(spec)
-    layers = len(geo.layers)
-    count = spec.lanes * sum(layer.multi_bit for layer in geo.layers) + layers
-    per_lane = {"none": 0, "drtp": 1, "lfp": 4}[spec.rule]
-    return count + per_lane * spec.lanes * layers
+    w, q = spec.weight_bits, geo.factor_bits
+    per_layer = (
+        dsp_tiles(a.activity_bits, q) + dsp_tiles(w, a.activity_bits + q) + dsp_tiles(w, q)
+        for a in geo.layers
+    )
+    reward = dsp_tiles(max(a.activity_bits for a in geo.layers), spec.acc_bits)
+    return spec.lanes * sum(per_layer) + reward
 
 
 def counter_bits(spec: CoreSpec) -> int:
@@ -69,41 +84,55 @@ def counter_bits(spec: CoreSpec) -> int:
     return phases * len(KINDS) * COUNTER_BITS
 
 
+def learning_bits(spec: CoreSpec) -> int:
+    """The update lanes' weight, factor and activity operands."""
+    if spec.rule == "none":
+        return 0
+    geo = Geometry(spec)
+    return sum(
+        spec.lanes * (spec.weight_bits + geo.factor_bits + layer.activity_bits)
+        for layer in geo.layers
+    )
+
+
 def datapath_bits(spec: CoreSpec, mems: tuple[MemoryInfo, ...]) -> int:
-    """Bits of the lane datapaths: sums and neuron state per layer, and with learning the
-    update lanes' weight, factor and activity operands."""
+    """Bits of the lane datapaths: sums and neuron state per layer, and the learning bits."""
     geo = Geometry(spec)
     state = {m.name: m.width for m in mems if m.name.startswith("state")}
     bits = sum(
         spec.lanes * layer.sum_bits + state[f"state{k}"] for k, layer in enumerate(geo.layers)
     )
-    if spec.rule != "none":
-        bits += sum(
-            spec.lanes * (spec.weight_bits + geo.factor_bits + layer.activity_bits)
-            for layer in geo.layers
-        )
-    return bits
+    return bits + learning_bits(spec)
 
 
-@cache
-def _rates() -> dict[str, tuple[float, float]]:
-    """(per datapath bit, constant) for LUTs and flip-flops, solved from the two
-    calibration cores after their counters' fixed cost is taken off."""
+def calibration_specs() -> dict[str, CoreSpec]:
+    """The cores `CALIBRATION` was measured on: digits with DRTP, without learning, with LFP."""
     from quant.spec import load_spec
 
     base = load_spec(CALIBRATION_SPEC)
-    points = {"drtp": base, "none": base.inference_only()}
+    lfp = replace(base, rule="lfp", lr_shifts=(8,) * len(base.lr_shifts))
+    return {"drtp": base, "none": base.inference_only(), "lfp": lfp}
+
+
+@cache
+def _rates() -> dict[str, tuple[float, float, float]]:
+    """(per datapath bit, constant, extra per LFP learning bit) for LUTs and flip-flops:
+    the first two solved from the DRTP and inference-only cores, the third from the LFP core,
+    each after the counters' fixed cost is taken off."""
+    points = calibration_specs()
     rates = {}
     for resource, per_counter_bit in (
         ("luts", LUT_PER_COUNTER_BIT),
         ("flip_flops", FF_PER_COUNTER_BIT),
     ):
-        xs, ys = [], []
+        x, y = {}, {}
         for rule, spec in points.items():
-            xs.append(datapath_bits(spec, memories(spec)))
-            ys.append(CALIBRATION[rule][resource] - per_counter_bit * counter_bits(spec))
-        slope = (ys[0] - ys[1]) / (xs[0] - xs[1])
-        rates[resource] = (slope, ys[0] - slope * xs[0])
+            x[rule] = datapath_bits(spec, memories(spec))
+            y[rule] = CALIBRATION[rule][resource] - per_counter_bit * counter_bits(spec)
+        slope = (y["drtp"] - y["none"]) / (x["drtp"] - x["none"])
+        constant = y["drtp"] - slope * x["drtp"]
+        lfp = (y["lfp"] - slope * x["lfp"] - constant) / learning_bits(points["lfp"])
+        rates[resource] = (slope, constant, lfp)
     return rates
 
 
@@ -111,11 +140,13 @@ def estimate(spec: CoreSpec, mems: tuple[MemoryInfo, ...] | None = None) -> Reso
     """The estimate for `spec`; `mems` is its memory list when already elaborated."""
     mems = mems if mems is not None else memories(spec)
     bits = datapath_bits(spec, mems)
+    lfp_bits = learning_bits(spec) if spec.rule == "lfp" else 0
     rates = _rates()
 
     def scaled(resource: str, per_counter_bit: float) -> int:
-        slope, constant = rates[resource]
-        return round(per_counter_bit * counter_bits(spec) + slope * bits + constant)
+        slope, constant, lfp = rates[resource]
+        fixed = per_counter_bit * counter_bits(spec) + constant
+        return round(fixed + slope * bits + lfp * lfp_bits)
 
     return ResourceEstimate(
         luts=scaled("luts", LUT_PER_COUNTER_BIT),

@@ -5,7 +5,7 @@ import gzip
 from dataclasses import replace
 from pathlib import Path
 
-from hw_reports.estimate import CALIBRATION, _rates, brams, estimate, lutram
+from hw_reports.estimate import CALIBRATION, _rates, brams, calibration_specs, estimate, lutram
 from hw_reports.fpga import parse_nextpnr_report
 from quant.spec import load_spec
 from rtl.core import MemoryInfo
@@ -31,7 +31,7 @@ def test_dsp_and_bram_match_place_and_route_of_digits() -> None:
 
 
 def test_calibration_cores_are_reproduced() -> None:
-    for rule, spec in (("drtp", DIGITS), ("none", DIGITS.inference_only())):
+    for rule, spec in calibration_specs().items():
         guess = estimate(spec)
         assert (guess.luts, guess.flip_flops) == tuple(CALIBRATION[rule].values())
 
