@@ -3,8 +3,13 @@
 The sequencer is generated per layer from the spec (the layer loop is unrolled into FSM
 states, so each state touches its own layer's memories without run-time muxes):
 
-    ENC            scan the inputs into the event list (every step for `spikes`, once for
-                   `intensity`), running the sigma-delta encoder
+    ENC            not a state: from the step's start (every step for `spikes`, once for
+                   `intensity`) beside ACC_0, the input memory is read a word of inputs a
+                   cycle; the word's nonzero inputs (or the spikes of the sigma-delta encoder,
+                   run on all its lanes) go through a priority encoder into the input event
+                   list, one a cycle, lowest first, the scan stalling only while a word waits
+                   for them. ACC_0's block 0 streams the list as it grows, as a hidden layer's
+                   block 0 does: the scan shows only where it outlasts block 0's words
     ACC_k          issue the layer's weight words, block after block of L neurons with no gap:
                    every event of the input list for block 0, then for block 1, …; a layer
                    with no events (layer 1 after t = 1 under `intensity`) issues one block per
@@ -221,15 +226,22 @@ class LearningCore(wiring.Component):
             return mem
 
         n0 = spec.inputs
-        inp = memory("inputs", spec.input_bits, n0)
-        inp_r, inp_w = inp.read_port(), inp.write_port()
+        # The input memory (and the encoder's) holds `per_word` inputs a word, a power of two
+        # ≥ L so that a bus offset splits into word and lane by its bits: the scan reads a
+        # word a cycle, the bus writes one input through its lane's enable.
+        in_bits = (lanes - 1).bit_length()
+        per_word = 1 << in_bits
+        in_words = -(-n0 // per_word)
+        inp = memory("inputs", data.ArrayLayout(spec.input_bits, per_word), in_words)
+        inp_r, inp_w = inp.read_port(), inp.write_port(granularity=1)
         event0 = data.StructLayout({"row": address_bits(n0), "x": signed(layers[0].event_bits)})
         ev_in = memory("events_in", event0, n0)
         ev_in_r, ev_in_w = ev_in.read_port(), ev_in.write_port()
         if spec.encoding == "spikes":
-            phase_mem = memory("encoder_phase", spec.input_bits + 1, n0)
+            phase_shape = data.ArrayLayout(spec.input_bits + 1, per_word)
+            phase_mem = memory("encoder_phase", phase_shape, in_words)
             phase_r, phase_w = phase_mem.read_port(), phase_mem.write_port()
-            cnt_mem = memory("input_counts", geo.count_bits, n0)
+            cnt_mem = memory("input_counts", data.ArrayLayout(geo.count_bits, per_word), in_words)
             cnt_r, cnt_w = cnt_mem.read_port(), cnt_mem.write_port()
         hidden_events = []
         if last > 0:
@@ -315,7 +327,10 @@ class LearningCore(wiring.Component):
         def offset(adr: Signal, name: str) -> Signal:
             return adr[: mmap.region(name).size_bits]
 
-        m.d.comb += inp_r.addr.eq(offset(bus.adr, "inputs"))
+        def input_lane(word: Value, lane: Value) -> Value:
+            return word[lane] if per_word > 1 else word[0]
+
+        m.d.comb += inp_r.addr.eq(offset(bus.adr, "inputs")[in_bits:])
         out_off = offset(bus.adr, "outputs")
         m.d.comb += state_r[last].addr.eq(out_off[lane_bits:])
         for k in range(len(layers)):
@@ -390,13 +405,16 @@ class LearningCore(wiring.Component):
                             with m.Case(low + 1):
                                 m.d.comb += read_value.eq(count[DATA_BITS:])
             with m.Elif(in_region(b_adr, "inputs")):
-                m.d.comb += [write_ok.eq(~busy), read_value.eq(inp_r.data)]
+                in_off = offset(b_adr, "inputs")
+                in_lane = in_off[:in_bits]
+                m.d.comb += [write_ok.eq(~busy), read_value.eq(input_lane(inp_r.data, in_lane))]
                 with m.If(b_we & ~busy):
                     m.d.comb += [
-                        inp_w.addr.eq(offset(b_adr, "inputs")),
-                        inp_w.data.eq(b_dat),
-                        inp_w.en.eq(1),
+                        inp_w.addr.eq(in_off[in_bits:]),
+                        inp_w.en.eq(Const(1, per_word) << in_lane),
                     ]
+                    for n in range(per_word):
+                        m.d.comb += inp_w.data[n].eq(b_dat)
             with m.Elif(in_region(b_adr, "outputs")):
                 lane = offset(b_adr, "outputs")[:lane_bits]
                 neuron = state_r[last].data[lane] if lanes > 1 else state_r[last].data[0]
@@ -440,7 +458,17 @@ class LearningCore(wiring.Component):
                 m.submodules[f"update{k}"] = updates[k]
 
         # -- pipeline registers --------------------------------------------------------------
-        enc_valid, enc_row = Signal(), Signal(range(n0 + 1))
+        # ENC, beside the sequencer: P, the word read last cycle is at the memories' outputs;
+        # Q, it is registered; H, the head: the word whose events are being appended.
+        enc_on = Signal()  # words are left to read
+        enc_word = Signal(range(in_words + 1))  # the next one
+        p_valid, p_word = Signal(), Signal(range(in_words))
+        q_valid, q_word = Signal(), Signal(range(in_words))
+        q_x = Signal(data.ArrayLayout(spec.input_bits, per_word))
+        h_mask, h_word = Signal(per_word), Signal(range(in_words))  # h_mask: lanes to append
+        h_x = Signal(data.ArrayLayout(spec.input_bits, per_word))  # `intensity`: the inputs
+        enc_busy = Signal()
+        m.d.comb += enc_busy.eq(enc_on | p_valid | q_valid | h_mask.any())
 
         pipes = [
             AccPipeline(k, MAC_IN + mac.latency + 1, range(geo.max_blocks + 1))
@@ -499,6 +527,7 @@ class LearningCore(wiring.Component):
             for k in range(len(layers))
         ]
 
+        act_lane = Signal(range(per_word))  # layer 1's activity: the input's lane
         x_listed = ev_in_r.data.x
         listed_activity = times(x_listed, steps) if spec.spiking else x_listed
 
@@ -507,8 +536,9 @@ class LearningCore(wiring.Component):
             while visiting row i."""
             if k == 0:
                 if spec.encoding == "spikes":
-                    return cnt_r.data
-                return times(inp_r.data, steps) if spec.spiking else inp_r.data
+                    return input_lane(cnt_r.data, act_lane)
+                x = input_lane(inp_r.data, act_lane)
+                return times(x, steps) if spec.spiking else x
             word = state_r[k - 1].data
             if lanes == 1:
                 return output_of(spec, word[0])
@@ -534,7 +564,9 @@ class LearningCore(wiring.Component):
             if k > 0:
                 return []  # `scan_addr`, set a cycle ahead by `activity_next`
             ports = [inp_r] + ([cnt_r] if spec.encoding == "spikes" else [])
-            return [port.addr.eq(row + ahead) for port in ports]
+            at = row + ahead
+            m.d.sync += act_lane.eq(at[:in_bits])  # to pick the input from the word read
+            return [port.addr.eq(at[in_bits:]) for port in ports]
 
         def activity_next(k: int, ahead: int, further: Value | None = None) -> list:
             """Layers above 1: next cycle the activity read is of row i + `ahead` (of the row
@@ -579,12 +611,13 @@ class LearningCore(wiring.Component):
                 m.d.sync += n_hidden[k % 2].eq(0)
             m.next = f"ACC_{k}"
 
+        def start_scan() -> None:
+            m.d.sync += [enc_on.eq(1), enc_word.eq(0), n_ev_in.eq(0)]
+
         def enter_step() -> None:
             if spec.encoding == "spikes":
-                m.d.sync += [event.eq(0), n_ev_in.eq(0)]
-                m.next = "ENC"
-            else:
-                enter_layer(0)
+                start_scan()
+            enter_layer(0)
 
         def enter_learning(k: int) -> None:
             m.d.sync += [block.eq(0), active_blocks.eq(0), pf_phase[k].eq(1)]
@@ -657,30 +690,19 @@ class LearningCore(wiring.Component):
                     learn.eq(b_dat[CTRL_BITS["learn"]] & int(learning)),
                     in_learning.eq(0),
                     t.eq(0),
-                    event.eq(0),
-                    n_ev_in.eq(0),
                 ]
-                m.next = "ENC"
-
-            with m.State("ENC"):
-                with m.If(event < n0):
-                    m.d.comb += [inp_r.addr.eq(event)]
-                    if spec.encoding == "spikes":
-                        m.d.comb += [phase_r.addr.eq(event), cnt_r.addr.eq(event)]
-                    m.d.sync += [event.eq(event + 1), enc_valid.eq(1), enc_row.eq(event)]
-                with m.Else():
-                    m.d.sync += enc_valid.eq(0)
-                    with m.If(~enc_valid):
-                        enter_layer(0)
+                start_scan()
+                enter_layer(0)
 
             for k, layer in enumerate(layers):
                 ev_r = ev_in_r if k == 0 else hidden_events[(k - 1) % 2][0]
                 n_events = n_ev_in if k == 0 else n_hidden[(k - 1) % 2]
                 if k == 0 and spec.encoding == "intensity" and spec.spiking:
                     n_events = Mux(t == 0, n_ev_in, 0)  # layer 1's current integrated once
-                # A layer's input list is complete once the layer below has nothing in flight
-                # and nothing pending; until then block 0 streams the events already written.
-                complete = 1 if k == 0 else drained(k - 1) & emitter.empty
+                # A layer's input list is complete once the scan, or the layer below, has
+                # nothing in flight and nothing pending; until then block 0 streams the events
+                # already written.
+                complete = ~enc_busy if k == 0 else drained(k - 1) & emitter.empty
                 # Hard-tanh keeps the values of one block to append: a block of a layer that
                 # appends starts once the previous one is appended.
                 free = 1 if spec.spiking or k == last else drained(k) & emitter.empty
@@ -887,28 +909,68 @@ class LearningCore(wiring.Component):
             ]
             m.d.sync += count.eq(count + 1)
 
-        # ENC stage 2: the input code arrived; run the encoder and append an event.
-        with m.If(enc_valid):
-            x = inp_r.data
-            if spec.encoding == "intensity":
-                with m.If(x != 0):
-                    append_event(ev_in_w, n_ev_in, enc_row, x)
-            else:
-                full = 1 << spec.input_bits
-                phase = Signal(spec.input_bits + 2)
-                m.d.comb += phase.eq(Mux(t == 0, full >> 1, phase_r.data) + x)
-                spike = phase >= full
+        # ENC: Q's events are its nonzero inputs (`intensity`) or the spikes of the
+        # sigma-delta encoder run on its lanes (`spikes`, the word's state written back as
+        # it leaves Q). The head appends its lowest event a cycle and takes Q's word as it
+        # appends its last; while Q waits behind a head with more, the scan stalls and the
+        # read ports hold their data. A word without events leaves Q without stalling.
+        in_tail = n0 - (in_words - 1) * per_word  # inputs of the last word
+        q_last = q_word == in_words - 1
+        q_real = Mux(q_last, (1 << in_tail) - 1, (1 << per_word) - 1)
+        q_mask = Signal(per_word)
+        stall = Signal()
+        m.d.comb += stall.eq(q_valid & q_mask.any() & several(h_mask))
+        leaves = q_valid & ~stall
+        if spec.encoding == "intensity":
+            m.d.comb += q_mask.eq(Cat(*(q_x[n] != 0 for n in range(per_word))) & q_real)
+        else:
+            full = 1 << spec.input_bits
+            q_phase = Signal(phase_shape)
+            q_cnt = Signal(data.ArrayLayout(geo.count_bits, per_word))
+            with m.If(~stall):
+                m.d.sync += [q_phase.eq(phase_r.data), q_cnt.eq(cnt_r.data)]
+            spikes = []
+            for n in range(per_word):
+                phase = Signal(spec.input_bits + 2, name=f"enc_phase{n}")
+                m.d.comb += phase.eq(Mux(t == 0, full >> 1, q_phase[n]) + q_x[n])
+                spikes.append(phase >= full)
                 m.d.comb += [
-                    phase_w.addr.eq(enc_row),
-                    phase_w.data.eq(phase - Mux(spike, full, 0)),
+                    phase_w.data[n].eq(phase - Mux(spikes[n], full, 0)),
+                    cnt_w.data[n].eq(Mux(t == 0, 0, q_cnt[n]) + spikes[n]),
+                ]
+            m.d.comb += q_mask.eq(Cat(*spikes) & q_real)
+            with m.If(leaves):
+                m.d.comb += [
+                    phase_w.addr.eq(q_word),
                     phase_w.en.eq(1),
-                    cnt_w.addr.eq(enc_row),
-                    cnt_w.data.eq(Mux(t == 0, 0, cnt_r.data) + spike),
+                    cnt_w.addr.eq(q_word),
                     cnt_w.en.eq(1),
                 ]
-                with m.If(spike):
-                    append_event(ev_in_w, n_ev_in, enc_row, 1)
-                counts.add(enc_valid, "inference", adds=1, compares=1)
+            real = Mux(q_last, in_tail, per_word)
+            counts.add(leaves, "inference", adds=real, compares=real)
+        ports = [inp_r] + ([phase_r, cnt_r] if spec.encoding == "spikes" else [])
+        m.d.comb += [port.en.eq(~stall) for port in ports]
+        with m.If(~stall):
+            m.d.sync += [
+                p_valid.eq(enc_on),
+                p_word.eq(enc_word),
+                q_valid.eq(p_valid),
+                q_word.eq(p_word),
+                q_x.eq(inp_r.data),
+            ]
+            with m.If(enc_on):
+                m.d.comb += [port.addr.eq(enc_word) for port in ports]
+                m.d.sync += [enc_word.eq(enc_word + 1), enc_on.eq(enc_word != in_words - 1)]
+        _, h_lane = first_set(h_mask)
+        with m.If(h_mask.any()):
+            x = 1 if spec.encoding == "spikes" else input_lane(h_x, h_lane)
+            append_event(ev_in_w, n_ev_in, Cat(h_lane[:in_bits], h_word), x)
+        with m.If(leaves & ~several(h_mask)):
+            m.d.sync += [h_mask.eq(q_mask), h_word.eq(q_word)]
+            if spec.encoding == "intensity":
+                m.d.sync += h_x.eq(q_x)
+        with m.Else():
+            m.d.sync += h_mask.eq(h_mask & (h_mask - 1)[:per_word])
 
         pushes = []  # per hidden layer: (update lands, its fired lanes, its block)
         for k, layer in enumerate(layers):
