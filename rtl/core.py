@@ -473,9 +473,9 @@ class LearningCore(wiring.Component):
         max_words = max(layer.words for layer in layers)
         row_base = Signal(range(max_words + 1))  # row · blocks: the row's first weight word
         activity = Signal(signed(max(layer.activity_bits for layer in layers)))
-        remaining = Signal(geo.max_blocks)  # the row's blocks still to visit
-        next_block = Signal(range(geo.max_blocks))  # the lowest of them
-        row_ends = Signal()  # and the row's last
+        next_block = Signal(range(geo.max_blocks))  # the lowest block of the row to visit
+        rest = Signal(geo.max_blocks)  # the row's blocks to visit after it
+        row_ends = Signal()  # `next_block` is the row's last
         sum_bits = spec.weight_bits + geo.factor_bits + geo.max_width.bit_length() + 2
         row_sum = Signal(signed(sum_bits))
         # VISIT pipeline: 1 the word is read; 2 it arrived and is registered (`words`), and
@@ -565,13 +565,18 @@ class LearningCore(wiring.Component):
                 m.d.sync += activity_next(k, 2)
                 m.next = f"SCAN_{k}"
 
-        def visit_row() -> list:
-            """Start visiting a row: every block with a post factor, lowest first."""
+        def visit_blocks(blocks: Value) -> list:
+            """Next cycle visit `blocks`, lowest first. What follows the lowest is kept apart
+            (`rest`), so the visits read its flags from a register, behind no borrow chain."""
             return [
-                remaining.eq(active_blocks),
-                next_block.eq(first_set(active_blocks)[1]),
-                row_ends.eq(~several(active_blocks)),
+                next_block.eq(first_set(blocks)[1]),
+                rest.eq(blocks & (blocks - 1)[: len(blocks)]),
+                row_ends.eq(~several(blocks)),
             ]
+
+        def visit_row() -> list:
+            """Start visiting a row: every block with a post factor."""
+            return visit_blocks(active_blocks)
 
         def enter_layer(k: int) -> None:
             m.d.sync += [block.eq(0), event.eq(0), event_next.eq(1)]
@@ -800,15 +805,9 @@ class LearningCore(wiring.Component):
                         with m.Else():
                             advance_row(k)
                 with m.State(f"VISIT_{k}"):
-                    left = Signal(geo.max_blocks, name=f"left{k}")  # less the lowest block
-                    m.d.comb += [
-                        left.eq(remaining & (remaining - 1)[: len(remaining)]),
-                        weights_r[k].addr.eq(row_base + next_block),
-                    ]
+                    m.d.comb += weights_r[k].addr.eq(row_base + next_block)
                     m.d.sync += [
-                        remaining.eq(left),
-                        next_block.eq(first_set(left)[1]),
-                        row_ends.eq(~several(left)),
+                        *visit_blocks(rest),
                         vis[1].word.eq(row_base + next_block),
                         vis[1].block.eq(next_block),
                         vis[1].row.eq(row),
@@ -852,7 +851,7 @@ class LearningCore(wiring.Component):
                                 m.next = f"SCAN_{k}"
                         with m.Else():
                             m.d.comb += activity_addr(k, ahead=1)
-                            m.d.sync += activity_next(k, 1, ~several(left))
+                            m.d.sync += activity_next(k, 1, ~several(rest))
                 # The layer's last visits are written back before the next layer (or the
                 # host) reads what they write.
                 with m.State(f"DRAIN_{k}"), m.If(~Cat(*visiting[k].values()).any()):
