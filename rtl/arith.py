@@ -71,6 +71,18 @@ def clip(value: Value, bound: int) -> Value:
     return Mux(value > bound, bound, Mux(value < -bound, -bound, value))
 
 
+def within(value: Value, bound: int) -> Value:
+    """`−bound < value < bound` (bound > 0). Above the bits of `bound` the value must be a
+    sign extension, a LUT tree; only the low bits meet a comparator: two full-width carry
+    chains in series would take most of a 100 MHz cycle."""
+    value = value.as_signed()
+    bits = bound.bit_length()
+    if len(value) <= bits + 1:
+        return (value > -bound) & (value < bound)
+    low, high = value[:bits], value[bits:]
+    return Mux(value[-1], high.all() & (low > (1 << bits) - bound), ~high.any() & (low < bound))
+
+
 def round_shift(value: Value, shift: int, rounding: str, random: Value | None) -> Value:
     """`value / 2^shift` rounded as the spec's `rounding` says (contract §4): floor, nearest
     (ties toward +∞), or stochastic with the low `shift` bits of an LFSR state added."""

@@ -497,13 +497,16 @@ class LearningCore(wiring.Component):
         pf_phase = [Signal(name=f"pf_phase{k}") for k in range(len(layers))]
         scan_phase = {k: Signal(name=f"scan_phase{k}") for k in range(1, len(layers))}
         pred_phase = Signal()
+        visit_phase = [Signal(name=f"visit_phase{k}") for k in range(len(layers))]
+        leave_to_drain = [Signal(name=f"leave{k}_to_drain") for k in range(len(layers))]
+        leave_to_scan = [Signal(name=f"leave{k}_to_scan") for k in range(len(layers))]
         scan_addr = Signal(range(geo.max_width + 1))
         max_words = max(layer.words for layer in layers)
         row_base = Signal(range(max_words + 1))  # row · blocks: the row's first weight word
         activity = Signal(signed(max(layer.activity_bits for layer in layers)))
-        remaining = Signal(geo.max_blocks)  # the row's blocks still to visit
-        next_block = Signal(range(geo.max_blocks))  # the lowest of them
-        row_ends = Signal()  # and the row's last
+        next_block = Signal(range(geo.max_blocks))  # the lowest block of the row to visit
+        rest = Signal(geo.max_blocks)  # the row's blocks to visit after it
+        row_ends = Signal()  # `next_block` is the row's last
         sum_bits = spec.weight_bits + geo.factor_bits + geo.max_width.bit_length() + 2
         row_sum = Signal(signed(sum_bits))
         # VISIT pipeline: 1 the word is read; 2 it arrived and is registered (`words`), and
@@ -597,13 +600,18 @@ class LearningCore(wiring.Component):
                 m.d.sync += activity_next(k, 2)
                 m.next = f"SCAN_{k}"
 
-        def visit_row() -> list:
-            """Start visiting a row: every block with a post factor, lowest first."""
+        def visit_blocks(blocks: Value) -> list:
+            """Next cycle visit `blocks`, lowest first. What follows the lowest is kept apart
+            (`rest`), so the visits read its flags from a register, behind no borrow chain."""
             return [
-                remaining.eq(active_blocks),
-                next_block.eq(first_set(active_blocks)[1]),
-                row_ends.eq(~several(active_blocks)),
+                next_block.eq(first_set(blocks)[1]),
+                rest.eq(blocks & (blocks - 1)[: len(blocks)]),
+                row_ends.eq(~several(blocks)),
             ]
+
+        def visit_row() -> list:
+            """Start visiting a row: every block with a post factor."""
+            return visit_blocks(active_blocks)
 
         def enter_layer(k: int) -> None:
             m.d.sync += [block.eq(0), event.eq(0), event_next.eq(1)]
@@ -810,71 +818,23 @@ class LearningCore(wiring.Component):
                             row_base.eq(times(ev_in_r.data.row, layer.blocks)),
                             activity.eq(listed_activity),
                             *visit_row(),
+                            visit_phase[k].eq(1),
                         ]
                         m.next = f"VISIT_{k}"
                     else:
                         m.d.comb += activity_addr(k, ahead=1)
                         a = activity_of(k)
                         with m.If(a != 0):
-                            m.d.sync += [activity.eq(a), *visit_row()]
+                            m.d.sync += [activity.eq(a), *visit_row(), visit_phase[k].eq(1)]
                             m.d.sync += activity_next(k, 1, ~several(active_blocks))
                             m.next = f"VISIT_{k}"
                         with m.Else():
                             advance_row(k)
-                with m.State(f"VISIT_{k}"):
-                    left = Signal(geo.max_blocks, name=f"left{k}")  # less the lowest block
-                    m.d.comb += [
-                        left.eq(remaining & (remaining - 1)[: len(remaining)]),
-                        weights_r[k].addr.eq(row_base + next_block),
-                    ]
-                    m.d.sync += [
-                        remaining.eq(left),
-                        next_block.eq(first_set(left)[1]),
-                        row_ends.eq(~several(left)),
-                        vis[1].word.eq(row_base + next_block),
-                        vis[1].block.eq(next_block),
-                        vis[1].row.eq(row),
-                        vis[1].row_block.eq(row_block),
-                        vis[1].row_lane.eq(row_lane),
-                        vis[1].activity.eq(activity),
-                        vis[1].last.eq(row_ends),
-                    ]
-                    # The last word of a row moves on to the next row: the next list entry, or
-                    # (scan) row i + 1, whose activity arrived: an active row follows without
-                    # a scan cycle, a silent one is passed over.
-                    if listed:
-                        with m.If(~row_ends):
-                            m.d.comb += ev_in_r.addr.eq(event)
-                        with m.Elif(event == n_ev_in):
-                            m.next = f"DRAIN_{k}"
-                        with m.Else():
-                            m.d.comb += ev_in_r.addr.eq(event + 1)
-                            m.d.sync += [
-                                event.eq(event + 1),
-                                row.eq(ev_in_r.data.row),
-                                row_base.eq(times(ev_in_r.data.row, layer.blocks)),
-                                activity.eq(listed_activity),
-                                *visit_row(),
-                            ]
-                    else:
-                        with m.If(row_ends):
-                            m.d.comb += activity_addr(k, ahead=2)
-                            a = activity_of(k, ahead=1)
-                            with m.If(row == layer.n_in - 1):
-                                m.next = f"DRAIN_{k}"
-                            with m.Elif(a != 0):
-                                move_row(k, 1)
-                                m.d.sync += [activity.eq(a), *visit_row()]
-                                m.d.sync += activity_next(k, 2, ~several(active_blocks))
-                            with m.Elif(row == layer.n_in - 2):
-                                m.next = f"DRAIN_{k}"
-                            with m.Else():
-                                move_row(k, 2)
-                                m.d.sync += activity_next(k, 3)
-                                m.next = f"SCAN_{k}"
-                        with m.Else():
-                            m.d.comb += activity_addr(k, ahead=1)
-                            m.d.sync += activity_next(k, 1, ~several(left))
+                with m.State(f"VISIT_{k}"):  # its datapath runs under `visit_phase`
+                    with m.If(leave_to_drain[k]):
+                        m.next = f"DRAIN_{k}"
+                    with m.Elif(leave_to_scan[k]):
+                        m.next = f"SCAN_{k}"
                 # The layer's last visits are written back before the next layer (or the
                 # host) reads what they write.
                 with m.State(f"DRAIN_{k}"), m.If(~Cat(*visiting[k].values()).any()):
@@ -887,6 +847,62 @@ class LearningCore(wiring.Component):
             with m.State("DONE"):
                 m.d.sync += [busy.eq(0), done.eq(1)]
                 m.next = "IDLE"
+
+        # VISIT_k's datapath, under a phase flag of its own rather than the decode of the
+        # sequencer's state: the visit's enables are the sequencer's longest paths.
+        for k in reversed(range(len(layers)) if learning else ()):
+            layer = layers[k]
+            listed = k == 0 and spec.encoding == "intensity"
+            with m.If(visit_phase[k]):
+                m.d.comb += weights_r[k].addr.eq(row_base + next_block)
+                m.d.sync += [
+                    *visit_blocks(rest),
+                    vis[1].word.eq(row_base + next_block),
+                    vis[1].block.eq(next_block),
+                    vis[1].row.eq(row),
+                    vis[1].row_block.eq(row_block),
+                    vis[1].row_lane.eq(row_lane),
+                    vis[1].activity.eq(activity),
+                    vis[1].last.eq(row_ends),
+                ]
+                # The last word of a row moves on to the next row: the next list entry, or
+                # (scan) row i + 1, whose activity arrived: an active row follows without
+                # a scan cycle, a silent one is passed over.
+                if listed:
+                    with m.If(~row_ends):
+                        m.d.comb += ev_in_r.addr.eq(event)
+                    with m.Elif(event == n_ev_in):
+                        m.d.comb += leave_to_drain[k].eq(1)
+                    with m.Else():
+                        m.d.comb += ev_in_r.addr.eq(event + 1)
+                        m.d.sync += [
+                            event.eq(event + 1),
+                            row.eq(ev_in_r.data.row),
+                            row_base.eq(times(ev_in_r.data.row, layer.blocks)),
+                            activity.eq(listed_activity),
+                            *visit_row(),
+                        ]
+                else:
+                    with m.If(row_ends):
+                        m.d.comb += activity_addr(k, ahead=2)
+                        a = activity_of(k, ahead=1)
+                        with m.If(row == layer.n_in - 1):
+                            m.d.comb += leave_to_drain[k].eq(1)
+                        with m.Elif(a != 0):
+                            move_row(k, 1)
+                            m.d.sync += [activity.eq(a), *visit_row()]
+                            m.d.sync += activity_next(k, 2, ~several(active_blocks))
+                        with m.Elif(row == layer.n_in - 2):
+                            m.d.comb += leave_to_drain[k].eq(1)
+                        with m.Else():
+                            move_row(k, 2)
+                            m.d.sync += activity_next(k, 3)
+                            m.d.comb += leave_to_scan[k].eq(1)
+                    with m.Else():
+                        m.d.comb += activity_addr(k, ahead=1)
+                        m.d.sync += activity_next(k, 1, ~several(rest))
+                with m.If(leave_to_drain[k] | leave_to_scan[k]):
+                    m.d.sync += visit_phase[k].eq(0)
 
         # The state memories' reads of the sequencer's phases.
         for k in range(len(layers)):
@@ -1126,7 +1142,7 @@ class LearningCore(wiring.Component):
                 # VISIT: the record moves on; the factors are read in stage 1, to arrive with
                 # the word in stage 2, where both enter the update lanes.
                 upd, stages = updates[k], visiting[k]
-                m.d.sync += stages[1].eq(fsm.ongoing(f"VISIT_{k}"))
+                m.d.sync += stages[1].eq(visit_phase[k])
                 for stage in range(2, write_at + 1):
                     m.d.sync += stages[stage].eq(stages[stage - 1])
                 with m.If(stages[1]):

@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Mux
 from amaranth.lib.wiring import In
 
 from quant.spec import CoreSpec
-from rtl.arith import saturate
+from rtl.arith import saturate, within
 from rtl.factors import PostFactors
 from rtl.neuron import output_of
 
@@ -35,7 +35,7 @@ class DRTPFactors(PostFactors):
             else:
                 bound = spec.activation_max
                 z = neuron.z >> spec.act_shifts[self._layer]
-            gate = (z > -bound) & (z < bound)
+            gate = within(z, bound)
             values.append(Mux(gate, Mux(self.projection[lane], 1, -1), 0))
         self.drive(m, values)
         return m

@@ -25,7 +25,7 @@ from quant.fixed import ROUNDINGS
 from quant.lfsr import LFSRStream, draws
 from quant.spec import CoreSpec, load_spec
 from quant.tables import projection_rom, projection_seed, recip_table, reward_tables, rounding_lfsr
-from rtl.arith import lfsr_states
+from rtl.arith import lfsr_states, within
 from rtl.core import LearningCore
 from rtl.drtp import DRTPFactors
 from rtl.geometry import Geometry
@@ -258,6 +258,26 @@ def test_lfsr_states_continue_the_software_sequence(spec: CoreSpec) -> None:
     for seed in seeds:
         want, _ = draws(replace(rounding_lfsr(spec), seed=seed), lanes * cycles)
         _expect(got[seed], want, f"{spec.name}: LFSR", seed=seed)
+
+
+@pytest.mark.parametrize("bound", [1, 2, 3, 100, 127, 128, 255, 511])
+def test_within_is_the_open_interval(bound: int) -> None:
+    """`within(value, bound)`, split at the bits of `bound`, is `−bound < value < bound`
+    for every 10-bit value."""
+    value = Signal(signed(10))
+    m = Module()
+    inside = Signal()
+    m.d.comb += inside.eq(within(value, bound))
+    values = range(-512, 512)
+    got = []
+
+    async def bench(ctx: SimulatorContext) -> None:
+        for v in values:
+            ctx.set(value, v)
+            got.append(ctx.get(inside))
+
+    _simulate(m, bench)
+    _expect(got, [int(-bound < v < bound) for v in values], f"within ±{bound}")
 
 
 # -- MAC lanes ---------------------------------------------------------------------------
