@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hw_reports.estimate import CALIBRATION, _rates, brams, calibration_specs, estimate, lutram
-from hw_reports.fpga import parse_nextpnr_report
+from hw_reports.fpga import parse_cells, parse_nextpnr_report
 from quant.spec import load_spec
 from rtl.core import MemoryInfo
 
@@ -36,13 +36,21 @@ def test_calibration_cores_are_reproduced() -> None:
         assert (guess.luts, guess.flip_flops) == tuple(CALIBRATION[rule].values())
 
 
+def test_lfp_dsps_match_synthesis_of_its_calibration_core() -> None:
+    """Only LFP's products take DSPs: 6 tiles per lane and layer and 2 for the reward."""
+    cells = parse_cells(gzip.decompress((DATA / "digits_lfp_ecp5_stat.json.gz").read_bytes()))
+    assert estimate(calibration_specs()["lfp"]).dsps == cells["MULT18X18D"] == 98
+
+
 def test_learning_and_width_cost_resources() -> None:
     base = estimate(DIGITS)
     assert estimate(DIGITS.inference_only()).luts < base.luts
     lfp = estimate(replace(DIGITS, rule="lfp"))
-    assert lfp.dsps > base.dsps
+    assert lfp.dsps > base.dsps == 0
+    assert lfp.luts > base.luts
     wide = estimate(replace(DIGITS, lanes=16))
-    assert wide.luts > base.luts and wide.dsps > base.dsps
+    assert wide.luts > base.luts
+    assert estimate(replace(DIGITS, lanes=16, rule="lfp")).dsps > lfp.dsps
 
 
 def test_estimate_does_not_depend_on_the_working_directory(tmp_path, monkeypatch) -> None:
