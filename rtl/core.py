@@ -291,6 +291,10 @@ class LearningCore(wiring.Component):
         event = Signal(range(geo.max_width + 1))
         event_next = Signal(range(geo.max_width + 2))  # event + 1, while a layer accumulates
         n_ev_in = Signal(range(n0 + 1))
+        # The events layer 1 accumulates this step: the input list's, or none once an
+        # `intensity` current is integrated; a register, so that no step compare reaches
+        # the event counters.
+        n_acc_in = Signal(range(n0 + 1))
         n_hidden = [Signal(range(geo.max_width + 1), name=f"n_events{n}") for n in range(2)]
         emit_list = Signal()  # the list the emitted neurons go to (hidden layer k: k % 2)
         emit_values = Signal(data.ArrayLayout(signed(spec.act_bits), lanes))  # hard-tanh
@@ -620,7 +624,7 @@ class LearningCore(wiring.Component):
             m.next = f"ACC_{k}"
 
         def start_scan() -> None:
-            m.d.sync += [enc_on.eq(1), enc_word.eq(0), n_ev_in.eq(0)]
+            m.d.sync += [enc_on.eq(1), enc_word.eq(0), n_ev_in.eq(0), n_acc_in.eq(0)]
 
         def enter_step() -> None:
             if spec.encoding == "spikes":
@@ -644,6 +648,8 @@ class LearningCore(wiring.Component):
         def step_done() -> None:
             """After the last layer of a step: the next step or the output."""
             m.d.sync += [t.eq(t + 1), block.eq(0), pred_class.eq(0)]
+            if spec.encoding == "intensity" and spec.spiking:
+                m.d.sync += n_acc_in.eq(0)  # layer 1's current integrated once
             with m.If(t == steps - 1):
                 m.d.sync += pred_phase.eq(1)
                 m.next = "PRED_ADDR"
@@ -704,9 +710,7 @@ class LearningCore(wiring.Component):
 
             for k, layer in enumerate(layers):
                 ev_r = ev_in_r if k == 0 else hidden_events[(k - 1) % 2][0]
-                n_events = n_ev_in if k == 0 else n_hidden[(k - 1) % 2]
-                if k == 0 and spec.encoding == "intensity" and spec.spiking:
-                    n_events = Mux(t == 0, n_ev_in, 0)  # layer 1's current integrated once
+                n_events = n_acc_in if k == 0 else n_hidden[(k - 1) % 2]
                 # A layer's input list is complete once the scan, or the layer below, has
                 # nothing in flight and nothing pending; until then block 0 streams the events
                 # already written.
@@ -981,6 +985,7 @@ class LearningCore(wiring.Component):
         with m.If(h_mask.any()):
             x = 1 if spec.encoding == "spikes" else input_lane(h_x, h_lane)
             append_event(ev_in_w, n_ev_in, Cat(h_lane[:in_bits], h_word), x)
+            m.d.sync += n_acc_in.eq(n_acc_in + 1)
         with m.If(leaves & ~several(h_mask)):
             m.d.sync += [h_mask.eq(q_mask), h_word.eq(q_word)]
             if spec.encoding == "intensity":

@@ -54,7 +54,8 @@ def test_digits_bitstream_for_ulx3s(tmp_path) -> None:
     implementation = result.implementation
     assert overflow(implementation.place_route.utilisation) == ""
     assert implementation.fmax_mhz is not None and implementation.fmax_mhz >= 25
-    assert implementation.dsps > 0 and implementation.brams > 0
+    assert implementation.dsps == 0  # DRTP multiplies by few-bit operands in LUTs
+    assert implementation.brams > 0
     summary = json.loads((tmp_path / "bitstream.json").read_text())
     assert summary["bitstream_bytes"] == len(bitstream)
     kept = {path.name for path in tmp_path.iterdir()}
