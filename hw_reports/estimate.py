@@ -33,9 +33,9 @@ DSP_WIDTH = 18  # MULT18X18D operand bits
 # learning core, its inference-only twin and its LFP twin (`calibration_specs`): what the
 # per-bit rates are solved from.
 CALIBRATION = {
-    "drtp": {"luts": 0, "flip_flops": 0},
-    "none": {"luts": 0, "flip_flops": 0},
-    "lfp": {"luts": 0, "flip_flops": 0},
+    "drtp": {"luts": 13679, "flip_flops": 5726},
+    "none": {"luts": 10023, "flip_flops": 4030},
+    "lfp": {"luts": 29902, "flip_flops": 8719},
 }
 CALIBRATION_SPEC = Path(__file__).parents[1] / "configs" / "digits.toml"
 
