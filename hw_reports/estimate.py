@@ -35,7 +35,7 @@ DSP_WIDTH = 18  # MULT18X18D operand bits
 CALIBRATION = {
     "drtp": {"luts": 13679, "flip_flops": 5726},
     "none": {"luts": 10023, "flip_flops": 4030},
-    "lfp": {"luts": 29902, "flip_flops": 8719},
+    "lfp": {"luts": 30006, "flip_flops": 8726},
 }
 CALIBRATION_SPEC = Path(__file__).parents[1] / "configs" / "digits.toml"
 
