@@ -1,0 +1,402 @@
+"""The convolutional front end's event datapath (contract §3, §5, §8): each input event
+reads the kernel words of the neuron positions it reaches, one a cycle, and adds them into
+those positions' current words.
+
+`ConvReach` turns an event (input row, value) into its (kernel word, state word) address
+pairs; `ConvLanes` adds one kernel word into one current word; `ConvEvents` joins them
+through the kernel memory. The conv neurons' per-step LIF update is not here.
+"""
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Module, Mux, Signal, Value, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from quant.spec import CoreSpec
+from rtl.arith import multiply, times
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """The front end's sizes and widths, from a spec with `conv_channels > 0`."""
+
+    channels: int  # C_in
+    height: int  # H
+    width: int  # W
+    kernel: int  # k
+    stride: int  # s
+    rows: int  # H'
+    cols: int  # W'
+    outputs: int  # C_out
+    lanes: int  # L
+    blocks: int  # blocks(C_out): words per neuron position and per tap position
+    kernel_bits: int  # KB
+    value_bits: int  # unsigned width of an event value: input_bits, or 1 for a spike
+    multi_bit: bool  # `intensity`: the value multiplies the tap; a spike adds it
+    acc_bits: int  # ACC: holds every I_cv exactly (spec validation)
+
+    @classmethod
+    def of(cls, spec: CoreSpec) -> "ConvGeometry":
+        assert spec.conv, f"spec {spec.name!r} has no convolutional front end"
+        channels, height, width = spec.image_shape
+        outputs, rows, cols = spec.conv_shape
+        multi = spec.encoding == "intensity"
+        return cls(
+            channels=channels,
+            height=height,
+            width=width,
+            kernel=spec.conv_kernel,
+            stride=spec.conv_stride,
+            rows=rows,
+            cols=cols,
+            outputs=outputs,
+            lanes=spec.lanes,
+            blocks=spec.blocks(outputs),
+            kernel_bits=spec.kernel_bits,
+            value_bits=spec.input_bits if multi else 1,
+            multi_bit=multi,
+            acc_bits=spec.acc_bits,
+        )
+
+    @property
+    def inputs(self) -> int:
+        return self.channels * self.height * self.width
+
+    @property
+    def kernel_words(self) -> int:
+        """`C_in k² blocks(C_out)` words of the kernel memory (§5)."""
+        return self.channels * self.kernel**2 * self.blocks
+
+    @property
+    def state_words(self) -> int:
+        """`H' W' blocks(C_out)` words of conv neuron state (§5)."""
+        return self.rows * self.cols * self.blocks
+
+    def kernel_address(self, c: int, dy: int, dx: int, b: int) -> int:
+        return ((c * self.kernel + dy) * self.kernel + dx) * self.blocks + b
+
+    def state_address(self, row: int, col: int, b: int) -> int:
+        return (row * self.cols + col) * self.blocks + b
+
+
+def reciprocal(divisor: int, limit: int) -> tuple[int, int]:
+    """(m, e) with `(v · m) >> e = v // divisor` for every v in [0, limit): a division by a
+    constant as a constant multiply, checked here for the whole range it serves."""
+    shift = max(limit - 1, 1).bit_length()
+    while True:
+        m = -(-(1 << shift) // divisor)
+        if all((v * m) >> shift == v // divisor for v in range(limit)):
+            return m, shift
+        shift += 1
+
+
+def _quotient(value: Value, divisor: int, limit: int) -> Value:
+    """`value // divisor` for `value` in [0, limit), without a divider."""
+    m, shift = reciprocal(divisor, limit)
+    return times(value, m) >> shift
+
+
+class ConvReach(wiring.Component):
+    """The (kernel word, state word) pairs of one input event, one pair a cycle (§3, §5).
+
+    An event at input row i = (c H + y) W + x reaches every neuron position (y', x') with
+    dy = y − s y' and dx = x − s x' in [0, k), each over the blocks(C_out) words of its
+    channels. The pairs come y' descending, then x' descending, then block b ascending;
+    `last` marks an event's final pair, and an event reaching no position emits nothing.
+
+    The rows of one list must come in ascending order after `rewind`: a pixel cursor follows
+    them a pixel row (W inputs) per cycle, so that (c, y) and y's quotient and remainder by
+    s come from counters; x is the row less the cursor's pixel-row start, and its quotient
+    by s a constant multiply. `ready` says whether `start` is taken this cycle: one event
+    waits while the previous one's pairs run and the cursor moves to its pixel row, so that
+    its first pair follows the previous one's last without a gap once the cursor is there.
+    The outputs other than `ready` and `last` are registers."""
+
+    def __init__(self, spec: CoreSpec) -> None:
+        self._g = g = ConvGeometry.of(spec)
+        super().__init__(
+            {
+                "rewind": In(1),
+                "start": In(1),
+                "row": In(range(g.inputs)),
+                "value": In(g.value_bits),
+                "ready": Out(1),
+                "busy": Out(1),
+                "valid": Out(1),
+                "last": Out(1),
+                "kernel_addr": Out(range(g.kernel_words)),
+                "state_addr": Out(range(g.state_words)),
+                "x": Out(g.value_bits),
+            }
+        )
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        g = self._g
+        k, s, blocks = g.kernel, g.stride, g.blocks
+
+        # The waiting event.
+        pending = Signal()
+        row = Signal(range(g.inputs))
+        value = Signal(g.value_bits)
+        # The cursor: pixel row (c, y) starting at input `base`; y = s y_div + y_mod.
+        base = Signal(range(g.inputs + g.width))
+        next_base = Signal(range(g.inputs + 2 * g.width), init=g.width)
+        y = Signal(range(g.height))
+        y_div = Signal(range(g.height // s + 1))
+        y_mod = Signal(range(s))
+        kernel_c = Signal(range(g.kernel_words + 1))  # c k² blocks: channel c's first word
+
+        crossing = pending & (row >= next_base)
+        with m.If(self.rewind):
+            m.d.sync += [base.eq(0), next_base.eq(g.width), y.eq(0), y_div.eq(0), y_mod.eq(0)]
+            m.d.sync += kernel_c.eq(0)
+        with m.Elif(crossing):
+            m.d.sync += [base.eq(next_base), next_base.eq(next_base + g.width)]
+            with m.If(y == g.height - 1):
+                m.d.sync += [
+                    y.eq(0),
+                    y_div.eq(0),
+                    y_mod.eq(0),
+                    kernel_c.eq(kernel_c + k * k * blocks),
+                ]
+            with m.Else():
+                m.d.sync += y.eq(y + 1)
+                with m.If(y_mod == s - 1):
+                    m.d.sync += [y_mod.eq(0), y_div.eq(y_div + 1)]
+                with m.Else():
+                    m.d.sync += y_mod.eq(y_mod + 1)
+
+        # The event's first pair: the highest y' (and x') whose window covers it.
+        col = Signal(range(g.width))
+        m.d.comb += col.eq(row - base)
+        x_div = Signal(range(g.width // s + 1))
+        m.d.comb += x_div.eq(_quotient(col, s, g.width))
+        top_y = Signal(range(g.rows))
+        top_x = Signal(range(g.cols))
+        first_dy = Signal(range(g.height))
+        first_dx = Signal(range(g.width))
+        m.d.comb += [
+            top_y.eq(Mux(y_div < g.rows, y_div, g.rows - 1)),
+            first_dy.eq(Mux(y_div < g.rows, y_mod, y - s * (g.rows - 1))),
+            top_x.eq(Mux(x_div < g.cols, x_div, g.cols - 1)),
+            first_dx.eq(col - times(top_x, s)),
+        ]
+        reaches = (first_dy < k) & (first_dx < k)
+
+        # The pairs: counters over (y', dy), (x', dx) and b; addresses step by constants.
+        valid, last = self.valid, self.last
+        b = Signal(range(blocks))
+        dy = Signal(range(k))
+        dx = Signal(range(k))
+        yp = Signal(range(g.rows))
+        xp = Signal(range(g.cols))
+        dx0 = Signal(range(k))  # the event's first dx and x', for each new y'
+        xp0 = Signal(range(g.cols))
+        kernel_row = Signal(range(g.kernel_words))  # addresses at this y's first x', b = 0
+        state_row = Signal(range(g.state_words))
+        more_x = (dx + s < k) & (xp != 0)
+        more_y = (dy + s < k) & (yp != 0)
+        m.d.comb += last.eq(valid & (b == blocks - 1) & ~more_x & ~more_y)
+
+        # An event that reaches nothing leaves at once; one that does waits for the last pair.
+        located = pending & ~crossing
+        load = located & reaches & (~valid | last)
+        with m.If(load):
+            kernel0 = kernel_c + times(first_dy, k * blocks) + times(first_dx, blocks)
+            state0 = times(top_y, g.cols * blocks) + times(top_x, blocks)
+            m.d.sync += pending.eq(0)
+            m.d.sync += [
+                valid.eq(1),
+                b.eq(0),
+                dy.eq(first_dy),
+                dx.eq(first_dx),
+                dx0.eq(first_dx),
+                yp.eq(top_y),
+                xp.eq(top_x),
+                xp0.eq(top_x),
+                self.kernel_addr.eq(kernel0),
+                self.state_addr.eq(state0),
+                kernel_row.eq(kernel0),
+                state_row.eq(state0),
+                self.x.eq(value),
+            ]
+        with m.Elif(last):
+            m.d.sync += valid.eq(0)
+        with m.Elif(valid & (b != blocks - 1)):
+            m.d.sync += [
+                b.eq(b + 1),
+                self.kernel_addr.eq(self.kernel_addr + 1),
+                self.state_addr.eq(self.state_addr + 1),
+            ]
+        with m.Elif(valid & more_x):
+            m.d.sync += [
+                b.eq(0),
+                dx.eq(dx + s),
+                xp.eq(xp - 1),
+                self.kernel_addr.eq(self.kernel_addr + (s - 1) * blocks + 1),
+                self.state_addr.eq(self.state_addr - (2 * blocks - 1)),
+            ]
+        with m.Elif(valid):  # more_y
+            kernel_next = kernel_row + s * k * blocks
+            state_next = state_row - g.cols * blocks
+            m.d.sync += [
+                b.eq(0),
+                dy.eq(dy + s),
+                yp.eq(yp - 1),
+                dx.eq(dx0),
+                xp.eq(xp0),
+                kernel_row.eq(kernel_next),
+                state_row.eq(state_next),
+                self.kernel_addr.eq(kernel_next),
+                self.state_addr.eq(state_next),
+            ]
+
+        m.d.comb += [self.ready.eq(~pending | load | (located & ~reaches))]
+        m.d.comb += self.busy.eq(pending | valid)
+        with m.If(located & ~reaches):
+            m.d.sync += pending.eq(0)
+        with m.If(self.start & self.ready):
+            m.d.sync += [pending.eq(1), row.eq(self.row), value.eq(self.value)]
+        return m
+
+
+def current_layout(spec: CoreSpec) -> data.ArrayLayout:
+    """A word of conv currents: the L channels of one neuron position, exact in ACC bits."""
+    return data.ArrayLayout(signed(spec.acc_bits), spec.lanes)
+
+
+def kernel_layout(spec: CoreSpec) -> data.ArrayLayout:
+    """A kernel word: the taps of L output channels at one (c, dy, dx) (§5)."""
+    return data.ArrayLayout(signed(spec.kernel_bits), spec.lanes)
+
+
+class ConvLanes(wiring.Component):
+    """`I[addr, l] += K_word[l] · x` for the L lanes of one current word a cycle: a spike
+    adds the tap, an intensity code multiplies it (shifted adds over its few bits). The sums
+    are exact without saturation: ACC holds the largest I_cv and every partial sum.
+
+    The current words live here: a read-modify-write over two cycles (read and form the
+    term, then add and write), the read port transparent to the write so that a word
+    written one cycle is read right the next (consecutive events reach the same words).
+    `current_addr` reads a word out a cycle later (the neuron update's port); `zero` clears
+    that word at the same time, for the next step's sums. `busy` marks a write under way."""
+
+    def __init__(self, spec: CoreSpec) -> None:
+        self._spec = spec
+        self._g = g = ConvGeometry.of(spec)
+        super().__init__(
+            {
+                "en": In(1),
+                "addr": In(range(g.state_words)),
+                "taps": In(kernel_layout(spec)),
+                "x": In(g.value_bits),
+                "current_addr": In(range(g.state_words)),
+                "zero": In(1),
+                "current": Out(current_layout(spec)),
+                "busy": Out(1),
+            }
+        )
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        g = self._g
+        m.submodules.currents = currents = Memory(
+            shape=current_layout(self._spec), depth=g.state_words, init=[]
+        )
+        write = currents.write_port()
+        update = currents.read_port(transparent_for=(write,))
+        readout = currents.read_port()
+
+        en = Signal()
+        addr = Signal.like(self.addr)
+        m.d.sync += [en.eq(self.en), addr.eq(self.addr)]
+        m.d.comb += [update.addr.eq(self.addr), readout.addr.eq(self.current_addr)]
+        m.d.comb += [self.current.eq(readout.data), self.busy.eq(en)]
+
+        sums = []
+        for lane in range(g.lanes):
+            tap = self.taps[lane]
+            term = Signal(signed(g.kernel_bits + g.value_bits), name=f"term{lane}")
+            m.d.sync += term.eq(multiply(tap, self.x) if g.multi_bit else tap)
+            sums.append(update.data[lane] + term)
+        with m.If(en):
+            m.d.comb += [write.addr.eq(addr), write.en.eq(1)]
+            m.d.comb += [write.data[lane].eq(total) for lane, total in enumerate(sums)]
+        with m.Elif(self.zero):
+            m.d.comb += [write.addr.eq(self.current_addr), write.en.eq(1), write.data.eq(0)]
+        return m
+
+
+class ConvEvents(wiring.Component):
+    """Input events to conv currents: `ConvReach` addresses the kernel memory, whose word
+    meets its state address, delayed a cycle, at `ConvLanes`. `kernel_reads` counts the
+    kernel words read (§8: the weight reads and the accumulation cycles of the front end).
+    `busy` stays high until the last event's last word is written.
+
+    The kernel memory is initialised from `kernels` `[C_out, C_in, k, k]` in the §5 layout;
+    the host's write port into it belongs to the core's memory map."""
+
+    def __init__(self, spec: CoreSpec, kernels: object) -> None:
+        self._spec = spec
+        self._g = g = ConvGeometry.of(spec)
+        self._kernels = kernels
+        super().__init__(
+            {
+                "rewind": In(1),
+                "start": In(1),
+                "row": In(range(g.inputs)),
+                "value": In(g.value_bits),
+                "ready": Out(1),
+                "busy": Out(1),
+                "current_addr": In(range(g.state_words)),
+                "zero": In(1),
+                "current": Out(current_layout(spec)),
+                "kernel_reads": Out(32),
+            }
+        )
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        m.submodules.reach = reach = ConvReach(self._spec)
+        m.submodules.lanes = lanes = ConvLanes(self._spec)
+        m.submodules.kernels = kernels = Memory(
+            shape=kernel_layout(self._spec),
+            depth=self._g.kernel_words,
+            init=kernel_words(self._spec, self._kernels),
+        )
+        read = kernels.read_port()
+        m.d.comb += [
+            reach.rewind.eq(self.rewind),
+            reach.start.eq(self.start),
+            reach.row.eq(self.row),
+            reach.value.eq(self.value),
+            self.ready.eq(reach.ready),
+            read.addr.eq(reach.kernel_addr),
+            lanes.taps.eq(read.data),
+            lanes.current_addr.eq(self.current_addr),
+            lanes.zero.eq(self.zero),
+            self.current.eq(lanes.current),
+        ]
+        en = Signal()
+        m.d.sync += [en.eq(reach.valid), lanes.addr.eq(reach.state_addr), lanes.x.eq(reach.x)]
+        m.d.comb += [lanes.en.eq(en), self.busy.eq(reach.busy | en | lanes.busy)]
+        with m.If(reach.valid):
+            m.d.sync += self.kernel_reads.eq(self.kernel_reads + 1)
+        return m
+
+
+def kernel_words(spec: CoreSpec, kernels: object) -> list[list[int]]:
+    """The kernel memory's words (§5): word (c, dy, dx, b) holds K[bL … bL + L − 1, c, dy, dx],
+    zero past C_out."""
+    g = ConvGeometry.of(spec)
+    words = []
+    for c in range(g.channels):
+        for dy in range(g.kernel):
+            for dx in range(g.kernel):
+                taps = [int(kernels[o][c][dy][dx]) for o in range(g.outputs)]
+                taps += [0] * (g.blocks * g.lanes - g.outputs)
+                words += [taps[b * g.lanes : (b + 1) * g.lanes] for b in range(g.blocks)]
+    return words
