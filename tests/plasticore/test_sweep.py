@@ -94,10 +94,10 @@ def test_sweep_writes_a_table_per_point_and_the_plot(local_run):
         assert math.isclose(
             row["learning_overhead_pct"], 100 * row["learning_pj"] / row["inference_pj"]
         )
-        assert row["luts"] > 0 and row["dsps"] > 0 and row["memory_area_mm2"] > 0
+        assert row["luts"] > 0 and row["memory_area_mm2"] > 0
     rows = {(r["rule"], r["weight_bits"]): r for r in table["points"]}
     assert rows["drtp", 4]["memory_bits"] < rows["drtp", 8]["memory_bits"]
-    assert rows["lfp", 8]["dsps"] > rows["drtp", 8]["dsps"]  # LFP's four per lane
+    assert rows["lfp", 8]["dsps"] > rows["drtp", 8]["dsps"] == 0  # only LFP's products
     assert (out / "points.csv").read_text().count("\n") == 5
     assert "<svg" in (out / "pareto.svg").read_text()
     record = json.loads((out / "points" / f"{result.points[0]['id']}.json").read_text())
