@@ -27,10 +27,13 @@ def times(value: Value, constant: int) -> Value:
     return sum(terms[1:], terms[0]) if terms else Const(0, 1)
 
 
-def multiply(value: Value, narrow: Value) -> Value:
+def multiply(value: Value, narrow: Value, nonnegative: bool = False) -> Value:
     """`value · narrow` as a tree of shifted adds over `narrow`'s few bits (its top bit
     weighs negative when signed): on an ECP5 a multiplier block and its wires alone take
-    most of a 100 MHz cycle, a few adders do not."""
+    most of a 100 MHz cycle, a few adders do not. A `narrow` known `nonnegative` (input
+    codes, spike counts) has its sign bit left out: one adder fewer."""
+    if nonnegative:
+        narrow = narrow[: len(narrow) - 1]
     bits = len(narrow)
     signed = narrow.shape().signed
     terms = [Mux(narrow[n], value << n, 0) for n in range(bits - 1 if signed else bits)]

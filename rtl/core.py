@@ -236,7 +236,8 @@ class LearningCore(wiring.Component):
         inp_r, inp_w = inp.read_port(), inp.write_port(granularity=1)
         event0 = data.StructLayout({"row": address_bits(n0), "x": signed(layers[0].event_bits)})
         ev_in = memory("events_in", event0, n0)
-        ev_in_r, ev_in_w = ev_in.read_port(), ev_in.write_port()
+        ev_in_r = ev_in.read_port()
+        ev_in_w = ev_in.write_port()
         if spec.encoding == "spikes":
             phase_shape = data.ArrayLayout(spec.input_bits + 1, per_word)
             phase_mem = memory("encoder_phase", phase_shape, in_words)
@@ -331,6 +332,11 @@ class LearningCore(wiring.Component):
         def offset(adr: Signal, name: str) -> Signal:
             return adr[: mmap.region(name).size_bits]
 
+        def weight_fields(adr: Signal, k: int) -> tuple[Value, Value, Value]:
+            """(lane, block, row) of an address in layer k's weight region (§5's map)."""
+            off, row_at = offset(adr, f"weights{k}"), lane_bits + mmap.block_bits(k)
+            return off[:lane_bits], off[lane_bits:row_at], off[row_at:]
+
         def input_lane(word: Value, lane: Value) -> Value:
             return word[lane] if per_word > 1 else word[0]
 
@@ -338,18 +344,13 @@ class LearningCore(wiring.Component):
         out_off = offset(bus.adr, "outputs")
         m.d.comb += state_r[last].addr.eq(out_off[lane_bits:])
         for k in range(len(layers)):
-            off = offset(bus.adr, f"weights{k}")
-            row = off[lane_bits + mmap.block_bits(k) :]
-            blk = off[lane_bits : lane_bits + mmap.block_bits(k)]
+            _, blk, row = weight_fields(bus.adr, k)
             address = times(row, layers[k].blocks) + blk
             m.d.comb += weights_r[k].addr.eq(address)
             with m.If(request):
                 m.d.sync += b_word[k].eq(address)
             # Whether the latched address holds a weight, decided while the request waits.
-            off = offset(b_adr, f"weights{k}")
-            lane = off[:lane_bits]
-            blk = off[lane_bits : lane_bits + mmap.block_bits(k)]
-            row = off[lane_bits + mmap.block_bits(k) :]
+            lane, blk, row = weight_fields(b_adr, k)
             inside = (blk < layers[k].blocks) & (row < layers[k].n_in)
             real = (times(blk, lanes) + lane < layers[k].n_out) & (lane < lanes)
             m.d.sync += b_held[k].eq(inside & real)
@@ -429,7 +430,7 @@ class LearningCore(wiring.Component):
                 ]
             for k in range(len(layers)):
                 with m.Elif(in_region(b_adr, f"weights{k}")):
-                    lane = offset(b_adr, f"weights{k}")[:lane_bits]
+                    lane, _, _ = weight_fields(b_adr, k)
                     word = words[k]
                     m.d.comb += [
                         write_ok.eq(~busy),
@@ -616,6 +617,15 @@ class LearningCore(wiring.Component):
         def visit_row() -> list:
             """Start visiting a row: every block with a post factor."""
             return visit_blocks(active_blocks)
+
+        def take_listed_row(layer: object) -> list:
+            """Layer 1 under `intensity`: visit the input row of the list entry read."""
+            return [
+                row.eq(ev_in_r.data.row),
+                row_base.eq(times(ev_in_r.data.row, layer.blocks)),
+                activity.eq(listed_activity),
+                *visit_row(),
+            ]
 
         def enter_layer(k: int) -> None:
             m.d.sync += [block.eq(0), event.eq(0), event_next.eq(1)]
@@ -817,13 +827,7 @@ class LearningCore(wiring.Component):
                 with m.State(f"SCAN_{k}"):
                     if listed:
                         m.d.comb += ev_in_r.addr.eq(event)
-                        m.d.sync += [
-                            row.eq(ev_in_r.data.row),
-                            row_base.eq(times(ev_in_r.data.row, layer.blocks)),
-                            activity.eq(listed_activity),
-                            *visit_row(),
-                            visit_phase[k].eq(1),
-                        ]
+                        m.d.sync += [*take_listed_row(layer), visit_phase[k].eq(1)]
                         m.next = f"VISIT_{k}"
                     else:
                         m.d.comb += activity_addr(k, ahead=1)
@@ -879,13 +883,7 @@ class LearningCore(wiring.Component):
                         m.d.comb += leave_to_drain[k].eq(1)
                     with m.Else():
                         m.d.comb += ev_in_r.addr.eq(event + 1)
-                        m.d.sync += [
-                            event.eq(event + 1),
-                            row.eq(ev_in_r.data.row),
-                            row_base.eq(times(ev_in_r.data.row, layer.blocks)),
-                            activity.eq(listed_activity),
-                            *visit_row(),
-                        ]
+                        m.d.sync += [event.eq(event + 1), *take_listed_row(layer)]
                 else:
                     with m.If(row_ends):
                         m.d.comb += activity_addr(k, ahead=2)

@@ -44,13 +44,12 @@ class MacLanes(wiring.Component):
         if self._geometry.multi_bit:
             en, clear = Signal(), Signal()
             m.d.sync += [en.eq(self.en), clear.eq(self.clear)]
-            # Input codes are never negative: their sign bit need not be multiplied.
-            x = self.x if self._geometry.signed_events else self.x[: len(self.x) - 1]
+            unsigned_x = not self._geometry.signed_events
             terms = []
             for lane in range(lanes):
                 w = self.weights[lane]
                 product = Signal(signed(len(w) + len(self.x)), name=f"product{lane}")
-                m.d.sync += product.eq(multiply(w, x))
+                m.d.sync += product.eq(multiply(w, self.x, nonnegative=unsigned_x))
                 terms.append(product)
         for lane, term in enumerate(terms):
             with m.If(en):

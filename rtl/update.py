@@ -69,9 +69,9 @@ class UpdateLanes(wiring.Component):
                 a = self.activity
                 if self._layer < len(spec.hidden):  # p ∈ {−1, 0, 1}: a gated ± of A
                     product = Mux(p == 0, 0, Mux(p[-1], -a, a))
-                else:  # spike counts are never negative: their sign bit need not multiply
+                else:
                     signed_a = self._geometry.layers[self._layer].signed_activity
-                    product = multiply(p, a if signed_a else a[: len(a) - 1])
+                    product = multiply(p, a, nonnegative=not signed_a)
                 product = stage(product, f"product{lane}")
                 w = stage(w, f"w{lane}_1")
                 step = shift
