@@ -77,6 +77,7 @@ from rtl.lfp import LFPFactors
 from rtl.mac import MacLanes
 from rtl.memory_map import CTRL_BITS, IDENT, REGISTERS, MemoryMap, counter_address, spec_hash
 from rtl.neuron import HardTanhLanes, LIFLanes, output_of, word_layout
+from rtl.pipeline import delay_line
 from rtl.update import UpdateLanes
 
 
@@ -111,23 +112,11 @@ class AccPipeline:
     MAC, `word`), a block's end (after its last word, or alone for a block without words)
     and the block. Stage 1 is set by the sequencer; every stage moves on each cycle."""
 
-    def __init__(self, layer: int, depth: int, block_shape: object) -> None:
-        def stages(name: str, last: int, shape: object = 1) -> dict[int, Signal]:
-            return {s: Signal(shape, name=f"acc{layer}_{name}{s}") for s in range(1, last + 1)}
-
-        self.word = stages("word", MAC_IN)
-        self.end = stages("end", depth)
-        self.block = stages("block", depth, block_shape)
+    def __init__(self, m: Module, layer: int, depth: int, block_shape: object) -> None:
+        self.word = delay_line(m, f"acc{layer}_word", MAC_IN)
+        self.end = delay_line(m, f"acc{layer}_end", depth)
+        self.block = delay_line(m, f"acc{layer}_block", depth, block_shape)
         self.later = Signal(name=f"acc{layer}_later")  # some stage past the first is taken
-
-    def advance(self, m: Module) -> None:
-        for stage in self.end.keys() - {1}:
-            m.d.sync += [
-                self.end[stage].eq(self.end[stage - 1]),
-                self.block[stage].eq(self.block[stage - 1]),
-            ]
-            if stage in self.word:
-                m.d.sync += self.word[stage].eq(self.word[stage - 1])
         moving = [v for s, v in self.word.items() if s < len(self.word)]
         moving += [v for s, v in self.end.items() if s < len(self.end)]
         m.d.sync += self.later.eq(Cat(*moving).any())  # what is in stages 2 … next cycle
@@ -476,21 +465,16 @@ class LearningCore(wiring.Component):
         m.d.comb += enc_busy.eq(enc_on | p_valid | q_valid | h_mask.any())
 
         pipes = [
-            AccPipeline(k, MAC_IN + mac.latency + 1, range(geo.max_blocks + 1))
+            AccPipeline(m, k, MAC_IN + mac.latency + 1, range(geo.max_blocks + 1))
             for k, mac in enumerate(macs)
         ]
         # PF pipeline: 1 a block's state arrives and enters the factor unit (`pf_valid`);
         # its factors come out, to be written, the unit's latency later (`pf_out`).
         pf_at = 1 + (factor_units[0].latency if learning else 0)
-        pf_live = {s: Signal(name=f"pf_live{s}") for s in range(1, pf_at + 1)}
-        pf_blocks = {s: Signal(range(geo.max_blocks + 1), name=f"pf_block{s}") for s in pf_live}
+        pf_live = delay_line(m, "pf_live", pf_at)
+        pf_blocks = delay_line(m, "pf_block", pf_at, range(geo.max_blocks + 1))
         pf_valid, pf_block = pf_live[1], pf_blocks[1]
         pf_out, pf_out_block = pf_live[pf_at], pf_blocks[pf_at]
-        for stage in range(2, pf_at + 1):
-            m.d.sync += [
-                pf_live[stage].eq(pf_live[stage - 1]),
-                pf_blocks[stage].eq(pf_blocks[stage - 1]),
-            ]
         pf_filling = Cat(*(pf_live[s] for s in range(1, pf_at))).any()  # before the output
         active_blocks = Signal(geo.max_blocks)
         proj_lfsr = Signal(spec.lfsr_width)
@@ -529,11 +513,10 @@ class LearningCore(wiring.Component):
                 "last": 1,  # the row's last visited word
             }
         )
-        vis = {s: Signal(visit_layout, name=f"visit{s}") for s in range(1, write_at + 1)}
-        visiting = [
-            {s: Signal(name=f"visiting{k}_{s}") for s in range(1, write_at + 1)}
-            for k in range(len(layers))
-        ]
+        vis, visiting = {}, []
+        if learning:  # the inference-only core visits nothing
+            vis = delay_line(m, "visit", write_at, visit_layout)
+            visiting = [delay_line(m, f"visiting{k}_", write_at) for k in range(len(layers))]
 
         act_lane = Signal(range(per_word))  # layer 1's activity: the input's lane
         x_listed = ev_in_r.data.x
@@ -995,12 +978,9 @@ class LearningCore(wiring.Component):
         for k, layer in enumerate(layers):
             ev_r = ev_in_r if k == 0 else hidden_events[(k - 1) % 2][0]
             pipe = pipes[k]
-            pipe.advance(m)
             upd_at = MAC_IN + macs[k].latency
-            x = {1: ev_r.data.x}
-            for stage in range(2, MAC_IN + 1):
-                x[stage] = Signal(signed(layer.event_bits), name=f"acc{k}_x{stage}")
-                m.d.sync += x[stage].eq(x[stage - 1])
+            x = delay_line(m, f"acc{k}_x", MAC_IN, signed(layer.event_bits), first=2)
+            m.d.sync += x[2].eq(ev_r.data.x)
             # ACC stage 1: the event arrived; its row's first word address. 2: address its
             # word, which arrives in 3 and is registered (`words`) for the MAC in MAC_IN.
             row_base = Signal(range(layer.words), name=f"acc{k}_row_base")
@@ -1093,8 +1073,6 @@ class LearningCore(wiring.Component):
         counts.add(busy & in_learning, "learning", cycles=1)
 
         if learning:
-            for stage in range(2, write_at + 1):
-                m.d.sync += vis[stage].eq(vis[stage - 1])
             draws = lfsr_states(m, lfsr, spec.lfsr_width, lanes, "round_draw")
             proj_draws = lfsr_states(m, proj_lfsr, spec.lfsr_width, lanes, "proj_draw")
             for k, layer in enumerate(layers):
@@ -1146,8 +1124,6 @@ class LearningCore(wiring.Component):
                 # the word in stage 2, where both enter the update lanes.
                 upd, stages = updates[k], visiting[k]
                 m.d.sync += stages[1].eq(visit_phase[k])
-                for stage in range(2, write_at + 1):
-                    m.d.sync += stages[stage].eq(stages[stage - 1])
                 with m.If(stages[1]):
                     m.d.comb += pf_r.addr.eq(vis[1].block)
                 live, written = stages[2], vis[write_at]

@@ -1,12 +1,15 @@
 """The weight-update lanes: one visited word read, updated and written per cycle (§5–§7)."""
 
-from amaranth.hdl import Module, Mux, Signal, Value, signed
+import functools
+
+from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from quant.spec import CoreSpec
 from rtl.arith import magnitude, multiply, round_shift, saturate
 from rtl.geometry import Geometry
+from rtl.pipeline import registered
 
 
 class UpdateLanes(wiring.Component):
@@ -47,12 +50,7 @@ class UpdateLanes(wiring.Component):
         shift = spec.lr_shifts[self._layer]
         lfp = spec.rule == "lfp"
 
-        def stage(value: Value, name: str) -> Signal:
-            """`value` registered: the next stage's copy."""
-            reg = Signal(value.shape(), name=name)
-            m.d.sync += reg.eq(value)
-            return reg
-
+        stage = functools.partial(registered, m)
         terms = []
         for lane in range(spec.lanes):
             w, p = self.weights[lane], self.factors[lane]
