@@ -1,7 +1,7 @@
 """What every post-factor unit shares: its ports, the label lane and the nonzero flag.
 
 A post factor `p_k,j` (contract §5) is computed one word of L neurons per cycle from the
-neuron state and the label, in two stages; DRTP (`rtl.drtp`) and LFP (`rtl.lfp`) differ
+neuron state and the label, in a pipeline; DRTP (`rtl.drtp`) and LFP (`rtl.lfp`) differ
 only in how.
 """
 
@@ -13,6 +13,7 @@ from quant.spec import CoreSpec
 from rtl.arith import times
 from rtl.geometry import Geometry, address_bits
 from rtl.neuron import word_layout
+from rtl.pipeline import delay_line
 
 
 class PostFactors(wiring.Component):
@@ -42,12 +43,20 @@ class PostFactors(wiring.Component):
         """Whether `lane` of the current block is the label's neuron."""
         return times(self.block, self._spec.lanes) + lane == self.label
 
-    latency = 2  # the values are registered, then the factors: they follow the inputs
+    stages = 0  # the clocks a rule's values take to follow the inputs (a pipeline's depth)
+
+    @property
+    def latency(self) -> int:
+        """The clocks the factors follow the inputs by: the values are registered, then
+        the factors."""
+        return self.stages + 2
 
     def drive(self, m: Module, values: list[Value]) -> None:
-        """Set each lane's factor (zero on padding lanes) and the nonzero flag."""
-        real = Signal(self._spec.lanes)
-        m.d.sync += real.eq(self.real)
+        """Set each lane's factor (zero on padding lanes) and the nonzero flag; `values`
+        follow the inputs by `stages` clocks."""
+        real = delay_line(m, "real", self.stages + 1, self._spec.lanes)
+        m.d.sync += real[1].eq(self.real)
+        real = real[self.stages + 1]
         for lane, value in enumerate(values):
             held = Signal(self.factors[lane].shape(), name=f"value{lane}")
             m.d.sync += [held.eq(value), self.factors[lane].eq(Mux(real[lane], held, 0))]

@@ -115,15 +115,22 @@ def _comb(dut: object, vectors: list[dict[str, object]], outputs: tuple[str, ...
 def _clocked(
     dut: object, vectors: list[dict[str, object]], outputs: tuple[str, ...], latency: int = 1
 ) -> list:
-    """As `_comb`, for a unit whose outputs follow its inputs by `latency` clocks."""
+    """As `_comb`, for a pipelined unit: a vector enters each clock, as the core streams
+    words, and its outputs are read `latency` clocks later, so a stage that took a later
+    vector's input instead of its own registered copy shows."""
     results = []
 
     async def bench(ctx: SimulatorContext) -> None:
+        read = []
         for vector in vectors:
             for port, value in vector.items():
                 ctx.set(getattr(dut, port), value)
-            await ctx.tick().repeat(latency)
-            results.append({port: ctx.get(getattr(dut, port)) for port in outputs})
+            await ctx.tick()
+            read.append({port: ctx.get(getattr(dut, port)) for port in outputs})
+        for _ in range(latency - 1):
+            await ctx.tick()
+            read.append({port: ctx.get(getattr(dut, port)) for port in outputs})
+        results.extend(read[latency - 1 :])
 
     _simulate(dut, bench, clocked=True)
     return results
@@ -603,7 +610,8 @@ def test_reciprocal_like_golden(spec: CoreSpec) -> None:
     vectors = [
         {"current": int(c), "reward": int(r)} for c, r in zip(currents, rewards, strict=True)
     ]
-    got = np.array([out["q"] for out in _comb(Reciprocal(spec), vectors, ("q",))])
+    dut = Reciprocal(spec)
+    got = np.array([out["q"] for out in _clocked(dut, vectors, ("q",), dut.latency)])
     want = reciprocal_scaled(spec, recip_table(spec.recip_bits), rewards, currents)
     _expect_each(got, want, f"{spec.name}: reciprocal", current=currents, reward=rewards)
 
