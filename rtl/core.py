@@ -59,7 +59,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Fragment, Module, Mux, Shape, Signal, Value, signed
+from amaranth.hdl import (
+    Array,
+    Cat,
+    Const,
+    Fragment,
+    Module,
+    Mux,
+    Shape,
+    Signal,
+    Value,
+    signed,
+    unsigned,
+)
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -223,7 +235,12 @@ class LearningCore(wiring.Component):
         in_words = -(-n0 // per_word)
         inp = memory("inputs", data.ArrayLayout(spec.input_bits, per_word), in_words)
         inp_r, inp_w = inp.read_port(), inp.write_port(granularity=1)
-        event0 = data.StructLayout({"row": address_bits(n0), "x": signed(layers[0].event_bits)})
+        # Layer 1's events carry their row's first weight word, not the row: the word is
+        # all they address, and no multiplier then follows the list's block RAM. Their
+        # values (input codes, spikes) are never negative: no sign bit.
+        event0 = data.StructLayout(
+            {"base": address_bits(layers[0].words), "x": unsigned(layers[0].event_bits - 1)}
+        )
         ev_in = memory("events_in", event0, n0)
         ev_in_r = ev_in.read_port()
         ev_in_w = ev_in.write_port()
@@ -459,7 +476,8 @@ class LearningCore(wiring.Component):
         p_valid, p_word = Signal(), Signal(range(in_words))
         q_valid, q_word = Signal(), Signal(range(in_words))
         q_x = Signal(data.ArrayLayout(spec.input_bits, per_word))
-        h_mask, h_word = Signal(per_word), Signal(range(in_words))  # h_mask: lanes to append
+        h_mask = Signal(per_word)  # the lanes to append
+        h_base = Signal(range(layers[0].words))  # the first weight word of the word's inputs
         h_x = Signal(data.ArrayLayout(spec.input_bits, per_word))  # `intensity`: the inputs
         enc_busy = Signal()
         m.d.comb += enc_busy.eq(enc_on | p_valid | q_valid | h_mask.any())
@@ -500,8 +518,11 @@ class LearningCore(wiring.Component):
         row_sum = Signal(signed(sum_bits))
         # VISIT pipeline: 1 the word is read; 2 it arrived and is registered (`words`), and
         # enters the update lanes with its factors; WRITE, the lanes' latency later, it is
-        # written back. Per stage a record of the visit, and per layer whether it holds one.
+        # written back. LFP: a row's reward to the layer below is written SENT, two clocks
+        # after its last word. Per stage a record of the visit, and per layer whether it
+        # holds one: a layer is drained when none does.
         write_at = 2 + (updates[0].latency if learning else 0)
+        sent_at = write_at + (2 if spec.rule == "lfp" else 0)
         visit_layout = data.StructLayout(
             {
                 "word": range(max_words),
@@ -515,8 +536,8 @@ class LearningCore(wiring.Component):
         )
         vis, visiting = {}, []
         if learning:  # the inference-only core visits nothing
-            vis = delay_line(m, "visit", write_at, visit_layout)
-            visiting = [delay_line(m, f"visiting{k}_", write_at) for k in range(len(layers))]
+            vis = delay_line(m, "visit", sent_at, visit_layout)
+            visiting = [delay_line(m, f"visiting{k}_", sent_at) for k in range(len(layers))]
 
         act_lane = Signal(range(per_word))  # layer 1's activity: the input's lane
         x_listed = ev_in_r.data.x
@@ -601,14 +622,9 @@ class LearningCore(wiring.Component):
             """Start visiting a row: every block with a post factor."""
             return visit_blocks(active_blocks)
 
-        def take_listed_row(layer: object) -> list:
+        def take_listed_row() -> list:
             """Layer 1 under `intensity`: visit the input row of the list entry read."""
-            return [
-                row.eq(ev_in_r.data.row),
-                row_base.eq(times(ev_in_r.data.row, layer.blocks)),
-                activity.eq(listed_activity),
-                *visit_row(),
-            ]
+            return [row_base.eq(ev_in_r.data.base), activity.eq(listed_activity), *visit_row()]
 
         def enter_layer(k: int) -> None:
             m.d.sync += [block.eq(0), event.eq(0), event_next.eq(1)]
@@ -810,7 +826,7 @@ class LearningCore(wiring.Component):
                 with m.State(f"SCAN_{k}"):
                     if listed:
                         m.d.comb += ev_in_r.addr.eq(event)
-                        m.d.sync += [*take_listed_row(layer), visit_phase[k].eq(1)]
+                        m.d.sync += [*take_listed_row(), visit_phase[k].eq(1)]
                         m.next = f"VISIT_{k}"
                     else:
                         m.d.comb += activity_addr(k, ahead=1)
@@ -866,7 +882,7 @@ class LearningCore(wiring.Component):
                         m.d.comb += leave_to_drain[k].eq(1)
                     with m.Else():
                         m.d.comb += ev_in_r.addr.eq(event + 1)
-                        m.d.sync += [event.eq(event + 1), *take_listed_row(layer)]
+                        m.d.sync += [event.eq(event + 1), *take_listed_row()]
                 else:
                     with m.If(row_ends):
                         m.d.comb += activity_addr(k, ahead=2)
@@ -900,14 +916,10 @@ class LearningCore(wiring.Component):
             m.d.comb += state_r[last].addr.eq(block)
 
         # -- pipeline stages that run behind the sequencer ------------------------------------
-        def append_event(port: object, count: Signal, row: object, x: object) -> None:
-            """Write event (row, x) at the end of an event list and count it."""
-            m.d.comb += [
-                port.addr.eq(count),
-                port.data.row.eq(row),
-                port.data.x.eq(x),
-                port.en.eq(1),
-            ]
+        def append_event(port: object, count: Signal, **fields: object) -> None:
+            """Write an event's `fields` at the end of an event list and count it."""
+            m.d.comb += [port.addr.eq(count), port.en.eq(1)]
+            m.d.comb += [getattr(port.data, name).eq(value) for name, value in fields.items()]
             m.d.sync += count.eq(count + 1)
 
         # ENC: Q's events are its nonzero inputs (`intensity`) or the spikes of the
@@ -965,10 +977,11 @@ class LearningCore(wiring.Component):
         _, h_lane = first_set(h_mask)
         with m.If(h_mask.any()):
             x = 1 if spec.encoding == "spikes" else input_lane(h_x, h_lane)
-            append_event(ev_in_w, n_ev_in, Cat(h_lane[:in_bits], h_word), x)
+            lane_base = Array(n * layers[0].blocks for n in range(per_word))[h_lane]
+            append_event(ev_in_w, n_ev_in, base=h_base + lane_base, x=x)
             m.d.sync += n_acc_in.eq(n_acc_in + 1)
         with m.If(leaves & ~several(h_mask)):
-            m.d.sync += [h_mask.eq(q_mask), h_word.eq(q_word)]
+            m.d.sync += [h_mask.eq(q_mask), h_base.eq(times(q_word, per_word * layers[0].blocks))]
             if spec.encoding == "intensity":
                 m.d.sync += h_x.eq(q_x)
         with m.Else():
@@ -984,7 +997,9 @@ class LearningCore(wiring.Component):
             # ACC stage 1: the event arrived; its row's first word address. 2: address its
             # word, which arrives in 3 and is registered (`words`) for the MAC in MAC_IN.
             row_base = Signal(range(layer.words), name=f"acc{k}_row_base")
-            m.d.sync += row_base.eq(times(ev_r.data.row, layer.blocks))
+            m.d.sync += row_base.eq(
+                ev_r.data.base if k == 0 else times(ev_r.data.row, layer.blocks)
+            )
             with m.If(pipe.word[2]):
                 m.d.comb += weights_r[k].addr.eq(row_base + pipe.block[2])
             m.d.comb += [
@@ -1065,7 +1080,7 @@ class LearningCore(wiring.Component):
                     x = emit_values[emitter.lane] if lanes > 1 else emit_values[0]
                 for n, (_, ev_w) in enumerate(hidden_events):
                     with m.If(emit_list == n):
-                        append_event(ev_w, n_hidden[n], emitter.neuron, x)
+                        append_event(ev_w, n_hidden[n], row=emitter.neuron, x=x)
         counts.add(cand_valid & (cand_class != 0), "inference", compares=1)
         if gated:
             counts.add(cand_valid & learn, "learning", compares=1)
@@ -1169,26 +1184,30 @@ class LearningCore(wiring.Component):
                         adds=r * (2 if below else 1) + rounding_add,
                     )
                 if spec.rule == "lfp" and k > 0:
+                    # The row's reward to the layer below: its sum, complete at its last
+                    # word, is registered saturated; then its product with the activity;
+                    # then the reward is written.
                     total = Signal(signed(sum_bits), name=f"row_sum{k}")
+                    row_total = Signal(signed(spec.acc_bits), name=f"row_total{k}")
+                    product = Signal(signed(len(activity) + spec.acc_bits), name=f"sent{k}")
                     m.d.comb += total.eq(row_sum + upd.reward_sum)
                     with m.If(stages[write_at]):
                         with m.If(written.last):
-                            reward = saturate(
-                                (written.activity * saturate(total, spec.acc_bits)) >> spec.q_frac,
-                                spec.reward_bits,
-                            )
-                            m.d.comb += [
-                                rew_w.addr.eq(written.row_block),
-                                rew_w.en.eq(Const(1, lanes) << written.row_lane),
-                            ]
-                            for n in range(lanes):
-                                m.d.comb += rew_w.data[n].eq(reward)
-                            m.d.sync += [
-                                row_sum.eq(0),
-                                valid.eq(valid | (Const(1, len(valid)) << written.row)),
-                            ]
+                            sent = saturate(total, spec.acc_bits)
+                            m.d.sync += [row_sum.eq(0), row_total.eq(sent)]
                         with m.Else():
                             m.d.sync += row_sum.eq(total)
+                    m.d.sync += product.eq(vis[write_at + 1].activity * row_total)
+                    to = vis[sent_at]
+                    with m.If(stages[sent_at] & to.last):
+                        reward = saturate(product >> spec.q_frac, spec.reward_bits)
+                        m.d.comb += [
+                            rew_w.addr.eq(to.row_block),
+                            rew_w.en.eq(Const(1, lanes) << to.row_lane),
+                        ]
+                        for n in range(lanes):
+                            m.d.comb += rew_w.data[n].eq(reward)
+                        m.d.sync += valid.eq(valid | (Const(1, len(valid)) << to.row))
                     counts.add(stages[write_at] & written.last, "learning", mults=1, state_writes=1)
         counts.drive(m, counters)
         return m
