@@ -89,7 +89,7 @@ from rtl.lfp import LFPFactors
 from rtl.mac import MacLanes
 from rtl.memory_map import CTRL_BITS, IDENT, REGISTERS, MemoryMap, counter_address, spec_hash
 from rtl.neuron import HardTanhLanes, LIFLanes, output_of, word_layout
-from rtl.pipeline import delay_line
+from rtl.pipeline import delay_line, registered
 from rtl.update import UpdateLanes
 
 
@@ -346,9 +346,16 @@ class LearningCore(wiring.Component):
         def input_lane(word: Value, lane: Value) -> Value:
             return word[lane] if per_word > 1 else word[0]
 
-        m.d.comb += inp_r.addr.eq(offset(bus.adr, "inputs")[in_bits:])
+        # The input and output read by the bus are registered as they arrive, the weight
+        # word in `words`: nothing but a register follows a block RAM's slow output.
+        in_off = offset(bus.adr, "inputs")
+        m.d.comb += inp_r.addr.eq(in_off[in_bits:])
+        b_input = registered(m, input_lane(inp_r.data, in_off[:in_bits]), "b_input")
         out_off = offset(bus.adr, "outputs")
         m.d.comb += state_r[last].addr.eq(out_off[lane_bits:])
+        out_lane = out_off[:lane_bits]
+        neuron = state_r[last].data[out_lane] if lanes > 1 else state_r[last].data[0]
+        b_output = registered(m, Mux(out_lane < lanes, output_of(spec, neuron), 0), "b_output")
         for k in range(len(layers)):
             _, blk, row = weight_fields(bus.adr, k)
             address = times(row, layers[k].blocks) + blk
@@ -418,7 +425,7 @@ class LearningCore(wiring.Component):
             with m.Elif(in_region(b_adr, "inputs")):
                 in_off = offset(b_adr, "inputs")
                 in_lane = in_off[:in_bits]
-                m.d.comb += [write_ok.eq(~busy), read_value.eq(input_lane(inp_r.data, in_lane))]
+                m.d.comb += [write_ok.eq(~busy), read_value.eq(b_input)]
                 with m.If(b_we & ~busy):
                     m.d.comb += [
                         inp_w.addr.eq(in_off[in_bits:]),
@@ -427,13 +434,7 @@ class LearningCore(wiring.Component):
                     for n in range(per_word):
                         m.d.comb += inp_w.data[n].eq(b_dat)
             with m.Elif(in_region(b_adr, "outputs")):
-                lane = offset(b_adr, "outputs")[:lane_bits]
-                neuron = state_r[last].data[lane] if lanes > 1 else state_r[last].data[0]
-                value = output_of(spec, neuron)
-                m.d.comb += [
-                    write_ok.eq(~busy & ~b_we),
-                    read_value.eq(Mux(lane < lanes, value, 0)),
-                ]
+                m.d.comb += [write_ok.eq(~busy & ~b_we), read_value.eq(b_output)]
             for k in range(len(layers)):
                 with m.Elif(in_region(b_adr, f"weights{k}")):
                     lane, _, _ = weight_fields(b_adr, k)
