@@ -201,6 +201,8 @@ class LearningCore(wiring.Component):
     """One learning core for `spec`, weights optionally preloaded (else zero)."""
 
     def __init__(self, spec: CoreSpec, weights: Sequence[np.ndarray] | None = None) -> None:
+        # Every memory list, image, driver and estimate elaborates this core.
+        spec.require_no_conv("the RTL core")
         self.spec = spec
         self.geometry = Geometry(spec)
         self.memory_map = MemoryMap(spec)

@@ -52,10 +52,6 @@ class Geometry:
 
     spec: CoreSpec
 
-    def __post_init__(self) -> None:
-        # Every RTL unit, memory list, image, driver and estimate sizes itself here.
-        self.spec.require_no_conv("the RTL core")
-
     @cached_property
     def layers(self) -> tuple[LayerGeometry, ...]:
         spec = self.spec
@@ -63,7 +59,7 @@ class Geometry:
         out = []
         for k in range(len(sizes) - 1):
             n_in, n_out = sizes[k], sizes[k + 1]
-            if k == 0:
+            if k == 0 and not spec.conv:  # the inputs; behind a front end, its spikes
                 multi = spec.encoding == "intensity"
                 top = (1 << spec.input_bits) - 1 if multi else 1
                 low = 0

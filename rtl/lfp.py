@@ -16,10 +16,10 @@ class Reciprocal(wiring.Component):
     `e = ⌊log2 d⌋`: a priority encoder, a 2^m-entry table and two barrel shifters.
 
     A pipeline taking a current and a reward per cycle, `q` following them by `latency`
-    cycles: `d`, then `e`, then the table entry, then the product are registered, so no two
-    of the encoder, the shifters and the multiplier share a cycle."""
+    cycles: `d`, then `e`, then the table entry, then the product, then its right shift are
+    registered, so no two of the encoder, the shifters and the multiplier share a cycle."""
 
-    latency = 4
+    latency = 5
 
     def __init__(self, spec: CoreSpec) -> None:
         self._spec = spec
@@ -62,7 +62,10 @@ class Reciprocal(wiring.Component):
             right.eq(Mux(exponent >= 0, exponent, 0)),
             left.eq(Mux(exponent < 0, -exponent, 0)),
         ]
-        m.d.comb += self.q.eq(saturate((product >> right) << left, spec.acc_bits))
+        # 5: the right shift; the left one (they exclude each other) and the saturation
+        # follow it in the cycle the factor unit registers `q`.
+        scaled, left = registered(m, product >> right, "scaled"), registered(m, left, "left_5")
+        m.d.comb += self.q.eq(saturate(scaled << left, spec.acc_bits))
         return m
 
 

@@ -9,20 +9,19 @@ from rtl.arith import clip, saturate
 from rtl.geometry import Geometry
 
 
-def state_layout(spec: CoreSpec, layer: int) -> data.StructLayout:
+def state_layout(spec: CoreSpec, layer: int | None) -> data.StructLayout:
     """One neuron's state word. LIF: membrane, last spike, exact window current, spike count
     (and, for layer 1 under `intensity` encoding, the current integrated once at t = 1).
-    Hard-tanh: the saturated current and the activation."""
+    Hard-tanh: the saturated current and the activation. The front end's neurons
+    (`layer` None) keep no window current: nothing learns from it (§3)."""
     geometry = Geometry(spec)
     if not spec.spiking:
         return data.StructLayout({"z": signed(spec.acc_bits), "a": signed(spec.act_bits)})
-    fields = {
-        "v": signed(spec.membrane_bits),
-        "s": 1,
-        "z": signed(geometry.window_bits),
-        "n": geometry.count_bits,
-    }
-    if layer == 0 and spec.encoding == "intensity":
+    fields = {"v": signed(spec.membrane_bits), "s": 1}
+    if layer is not None:
+        fields["z"] = signed(geometry.window_bits)
+    fields["n"] = geometry.count_bits
+    if layer == 0 and spec.encoding == "intensity" and not spec.conv:
         fields["i1"] = signed(spec.acc_bits)
     return data.StructLayout(fields)
 
@@ -33,20 +32,21 @@ def output_of(spec: CoreSpec, neuron: data.View) -> Value:
     return neuron.n if spec.spiking else neuron.a
 
 
-def word_layout(spec: CoreSpec, layer: int) -> data.ArrayLayout:
+def word_layout(spec: CoreSpec, layer: int | None) -> data.ArrayLayout:
     return data.ArrayLayout(state_layout(spec, layer), spec.lanes)
 
 
 class LIFLanes(wiring.Component):
     """`v ← sat_V(v − leak(v) + I − θ s_prev)`, spike if `v > θ`, window sums; `first`
-    treats the stored state as zero (the start of a sample needs no clearing pass).
+    treats the stored state as zero (the start of a sample needs no clearing pass). Layer
+    `layer`'s neurons at its threshold, or with `layer` None the front end's at θ_cv.
 
     Two stages, so `next` and `spikes` follow the inputs by one cycle: the first forms what
     the old state alone decides (`v − leak − θ s`, and the same less θ + 1 for the
     threshold test), the second adds the current to both, so that the saturation and the
     comparison with θ run side by side rather than one after the other."""
 
-    def __init__(self, spec: CoreSpec, layer: int) -> None:
+    def __init__(self, spec: CoreSpec, layer: int | None) -> None:
         self._spec, self._layer = spec, layer
         lanes = spec.lanes
         super().__init__(
@@ -63,7 +63,7 @@ class LIFLanes(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         spec = self._spec
-        theta = spec.thresholds[self._layer]
+        theta = spec.conv_threshold if self._layer is None else spec.thresholds[self._layer]
         # θ < 2^(V−1) − 1 (else nothing fires) and θ ≥ 1 > −2^(V−1): sat_V(u) > θ ⟺ u > θ.
         can_fire = theta < (1 << (spec.membrane_bits - 1)) - 1
         # |v − leak − θ s| < 2^V, so a current clamped to V + 2 bits leaves both the saturated
@@ -77,7 +77,6 @@ class LIFLanes(wiring.Component):
             drive = Signal(signed(drive_bits), name=f"drive{lane}")  # the current, clamped
             base = Signal(signed(base_bits), name=f"base{lane}")  # v − leak − θ s
             over = Signal(signed(base_bits + 1), name=f"over{lane}")  # base − θ − 1
-            z = Signal(fields["z"], name=f"z{lane}")  # the window current, updated
             n = Signal(fields["n"], name=f"n{lane}")  # the spike count before this step
             v = Mux(self.first, 0, old.v)
             spiked = Mux(self.first, 0, old.s)
@@ -86,7 +85,6 @@ class LIFLanes(wiring.Component):
                 drive.eq(saturate(current, drive_bits)),
                 base.eq(v - leak - Mux(spiked, theta, 0)),
                 over.eq(v - leak - Mux(spiked, 2 * theta + 1, theta + 1)),
-                z.eq(Mux(self.first, 0, old.z) + current),
                 n.eq(Mux(self.first, 0, old.n)),
             ]
             above = over + drive  # ≥ 0 ⟺ the membrane passes θ: its sign bit decides
@@ -94,10 +92,13 @@ class LIFLanes(wiring.Component):
             m.d.comb += [
                 new.v.eq(saturate(base + drive, spec.membrane_bits)),
                 new.s.eq(spike),
-                new.z.eq(z),
                 new.n.eq(n + spike),
                 self.spikes[lane].eq(spike),
             ]
+            if "z" in fields:
+                z = Signal(fields["z"], name=f"z{lane}")  # the window current, updated
+                m.d.sync += z.eq(Mux(self.first, 0, old.z) + current)
+                m.d.comb += new.z.eq(z)
             if "i1" in fields:
                 stored = Signal(signed(spec.acc_bits), name=f"current{lane}")
                 m.d.sync += stored.eq(current)

@@ -35,6 +35,7 @@ from rtl.neuron import HardTanhLanes, LIFLanes, state_layout
 from rtl.update import UpdateLanes
 from sim.chip.golden import (
     LIFState,
+    conv_step,
     drtp_hidden_factor,
     drtp_output_factor,
     hardtanh,
@@ -48,7 +49,9 @@ from sim.chip.golden import (
 from .random_specs import random_specs
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-DIGITS, MNIST = (load_spec(CONFIGS / f"{name}.toml") for name in ("digits", "mnist"))
+DIGITS, MNIST, DIGITS_CONV = (
+    load_spec(CONFIGS / f"{name}.toml") for name in ("digits", "mnist", "digits_conv")
+)
 # Both shipped cores learn by DRTP; the LFP units run on the digits core switched to LFP.
 DIGITS_LFP = replace(DIGITS, name="digits_lfp", rule="lfp")
 
@@ -62,6 +65,18 @@ MAC_SPECS = [
     *random_specs(2, lambda s: not s.spiking),
 ]
 LIF_SPECS = [DIGITS, MNIST, *random_specs(4, lambda s: s.spiking)]
+# The front end's neurons: the shipped conv core, and with a leak and narrower membranes.
+CONV_SPECS = [
+    DIGITS_CONV,
+    replace(
+        DIGITS_CONV,
+        name="conv_leaky",
+        leak_shift=2,
+        membrane_bits=12,
+        thresholds=(800,),
+        conv_threshold=90,
+    ),
+]
 HARDTANH_SPECS = random_specs(3, lambda s: not s.spiking)
 DRTP_SPECS = [DIGITS, MNIST, *random_specs(5, lambda s: s.rule == "drtp" and bool(s.hidden))]
 LFP_SPECS = [
@@ -345,12 +360,22 @@ def test_mac_lanes_sum_exactly(spec: CoreSpec) -> None:
 # -- neurons -----------------------------------------------------------------------------
 
 
-def _lif_vectors(spec: CoreSpec, k: int, rng: np.random.Generator) -> list[dict]:
-    """Independent steps of LIF layer k: states and currents spread over their ranges and
-    around ±θ, a fifth of them starting a window (`first`), random padding lanes; the first
-    three at the corners: the membrane saturating high and low, and landing on θ (no spike)."""
+def _theta(spec: CoreSpec, k: int | None) -> int:
+    """The threshold of LIF layer k, or of the front end's neurons (k None)."""
+    return spec.conv_threshold if k is None else spec.thresholds[k]
+
+
+def _golden_step(spec: CoreSpec, k: int | None, state: LIFState, current: np.ndarray) -> LIFState:
+    return conv_step(spec, state, current) if k is None else lif_step(spec, k, state, current)
+
+
+def _lif_vectors(spec: CoreSpec, k: int | None, rng: np.random.Generator) -> list[dict]:
+    """Independent steps of LIF layer k (None: the front end): states and currents spread
+    over their ranges and around ±θ, a fifth of them starting a window (`first`), random
+    padding lanes; the first three at the corners: the membrane saturating high and low,
+    and landing on θ (no spike)."""
     lanes, steps, acc, membrane = spec.lanes, spec.time_steps, spec.accumulator, spec.membrane
-    theta = spec.thresholds[k]
+    theta = _theta(spec, k)
     window = (steps - 1) * (acc.max_int + 1)  # the window current before the last step
     vectors = []
     for _ in range(40):
@@ -381,7 +406,7 @@ def _lif_vectors(spec: CoreSpec, k: int, rng: np.random.Generator) -> list[dict]
     return vectors
 
 
-def _lif_run(spec: CoreSpec, k: int, vectors: list[dict], windows: np.ndarray) -> tuple:
+def _lif_run(spec: CoreSpec, k: int | None, vectors: list[dict], windows: np.ndarray) -> tuple:
     """The LIF lanes on independent `vectors`, then on whole windows of currents
     `[window, T, lanes]` with each lane's next state fed back as its state, as the core's
     state memory does: `(next, spikes)` per vector, `next` per window step. The lanes'
@@ -408,33 +433,40 @@ def _lif_run(spec: CoreSpec, k: int, vectors: list[dict], windows: np.ndarray) -
     return single, fed
 
 
-def _lif_state(word: list | data.Const) -> LIFState:
-    """The LIF fields of a state word, driven (dicts) or read back."""
-    return LIFState(*(np.array([int(lane[f]) for lane in word]) for f in LIFState._fields))
+def _lif_state(word: list | data.Const, fields: tuple[str, ...] = LIFState._fields) -> LIFState:
+    """The LIF fields of a state word, driven (dicts) or read back; a field the word lacks
+    (`fields` says which it has: the front end keeps no window current) reads 0."""
+    return LIFState(
+        *(np.array([int(lane[f]) if f in fields else 0 for lane in word]) for f in LIFState._fields)
+    )
 
 
-@pytest.mark.parametrize("spec", LIF_SPECS, ids=_name)
+@pytest.mark.parametrize("spec", LIF_SPECS + CONV_SPECS, ids=_name)
 def test_lif_lanes_step_like_golden(spec: CoreSpec) -> None:
-    """A LIF lane's step equals `lif_step`: membrane saturation at both bounds, the leak's
-    floor on negative membranes, the reset one step after a spike, firing strictly above θ,
-    `first` starting from rest, no spike on a padding lane; and whole windows with the
-    state fed back equal `lif_step` iterated from rest."""
+    """A LIF lane's step equals `lif_step` (the front end's: `conv_step`, at θ_cv, no window
+    current): membrane saturation at both bounds, the leak's floor on negative membranes,
+    the reset one step after a spike, firing strictly above θ, `first` starting from rest,
+    no spike on a padding lane; and whole windows with the state fed back equal the step
+    iterated from rest."""
     rng = _rng(spec)
     lanes, membrane = spec.lanes, spec.membrane
     reached = set()
-    for k in range(len(spec.layer_sizes) - 1):
-        theta = spec.thresholds[k]
+    groups = [None] if spec.conv else list(range(len(spec.layer_sizes) - 1))
+    for k in groups:
+        theta = _theta(spec, k)
+        fields = tuple(state_layout(spec, k).members)
         vectors = _lif_vectors(spec, k, rng)
         top = min(3 * theta, spec.accumulator.max_int)
         windows = _draw(rng, -2 * theta, top, (3, spec.time_steps, lanes), near=(theta,))
         single, fed = _lif_run(spec, k, vectors, windows)
         for vector, (nxt, spikes) in zip(vectors, single, strict=True):
             current = np.array(vector["current"])
-            start = _lif_state(vector["state"])
-            want = lif_step(spec, k, LIFState.rest(lanes) if vector["first"] else start, current)
-            got = _lif_state(nxt)
+            start = _lif_state(vector["state"], fields)
+            before = LIFState.rest(lanes) if vector["first"] else start
+            want = _golden_step(spec, k, before, current)
+            got = _lif_state(nxt, fields)
             real = np.arange(lanes) < vector["real"].bit_length()
-            where = f"{spec.name}: LIF layer {k}"
+            where = f"{spec.name}: LIF " + ("front end" if k is None else f"layer {k}")
             operands = {"state": start, "current": current, "first": vector["first"]}
             _expect(got.v, want.v, f"{where} membrane", **operands)
             _expect(got.z, want.z, f"{where} window current", **operands)
@@ -449,8 +481,8 @@ def test_lif_lanes_step_like_golden(spec: CoreSpec) -> None:
         for window in windows:
             state = LIFState.rest(lanes)
             for t, current in enumerate(window):
-                state = lif_step(spec, k, state, current)
-                got = _lif_state(next(fed_steps))
+                state = _golden_step(spec, k, state, current)
+                got = _lif_state(next(fed_steps), fields)
                 for field, value in zip(LIFState._fields, state, strict=True):
                     where = f"{spec.name}: LIF layer {k} window step {t}, {field}"
                     _expect(getattr(got, field), value, where, currents=window)
