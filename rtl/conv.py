@@ -4,7 +4,7 @@ those positions' current words.
 
 `ConvReach` turns an event (input row, value) into its (kernel word, state word) address
 pairs; `ConvLanes` adds one kernel word into one current word; `ConvEvents` joins them
-through the kernel memory. The conv neurons' per-step LIF update is not here.
+through the kernel memory; `FrontEnd` adds the conv neurons' per-step LIF update.
 """
 
 from dataclasses import dataclass
@@ -16,6 +16,8 @@ from amaranth.lib.wiring import In, Out
 
 from quant.spec import CoreSpec
 from rtl.arith import multiply, times
+from rtl.neuron import LIFLanes, word_layout
+from rtl.pipeline import delay_line
 
 
 @dataclass(frozen=True)
@@ -400,3 +402,113 @@ def kernel_words(spec: CoreSpec, kernels: object) -> list[list[int]]:
                 taps += [0] * (g.blocks * g.lanes - g.outputs)
                 words += [taps[b * g.lanes : (b + 1) * g.lanes] for b in range(g.blocks)]
     return words
+
+
+def conv_state_layout(spec: CoreSpec) -> data.ArrayLayout:
+    """A word of conv neuron state: the L channels of one neuron position (§5)."""
+    return word_layout(spec, None)
+
+
+class FrontEnd(wiring.Component):
+    """The front end (§3): input events into conv currents (`ConvEvents`), and per step the
+    LIF update of every conv neuron word at θ_cv, whose spikes leave a word a cycle.
+
+    `step` starts a walk over the `H' W' blocks(C_out)` state words in address order (`first`
+    at t = 1 treats the stored state as rest; `clear` zeroes each current word as it is
+    read, for the next events: every step under `spikes`, the last step under `intensity`,
+    whose currents serve the whole sample). A word is read, its current
+    with it; both enter the LIF lanes; two cycles later the new state is written back and
+    `fired` holds the word's spike mask (`pos` its neuron position, `block` its channels).
+    `busy` stays high while events or a walk are under way."""
+
+    def __init__(self, spec: CoreSpec, kernels: object) -> None:
+        self._spec = spec
+        self._g = g = ConvGeometry.of(spec)
+        self._kernels = kernels
+        super().__init__(
+            {
+                "rewind": In(1),
+                "start": In(1),
+                "row": In(range(g.inputs)),
+                "value": In(g.value_bits),
+                "ready": Out(1),
+                "step": In(1),
+                "first": In(1),
+                "clear": In(1),
+                "busy": Out(1),
+                "fired_valid": Out(1),
+                "fired": Out(g.lanes),
+                "pos": Out(range(g.rows * g.cols)),
+                "block": Out(range(g.blocks)),
+                "kernel_reads": Out(32),
+            }
+        )
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        spec, g = self._spec, self._g
+        m.submodules.events = events = ConvEvents(spec, self._kernels)
+        m.submodules.neurons = neurons = LIFLanes(spec, None)
+        m.submodules.state = state = Memory(
+            shape=conv_state_layout(spec), depth=g.state_words, init=[]
+        )
+        state_r, state_w = state.read_port(), state.write_port()
+        m.d.comb += [
+            events.rewind.eq(self.rewind),
+            events.start.eq(self.start),
+            events.row.eq(self.row),
+            events.value.eq(self.value),
+            self.ready.eq(events.ready),
+            self.kernel_reads.eq(events.kernel_reads),
+        ]
+
+        # The walk: 1 a word is read (state and current); 2 both enter the LIF lanes;
+        # 3 the new state is written back and the spikes leave.
+        walking, first = Signal(), Signal()
+        word = Signal(range(g.state_words + 1))
+        pos = Signal(range(g.rows * g.cols))
+        block = Signal(range(g.blocks))
+        live = delay_line(m, "walk_live", 3)
+        at = delay_line(m, "walk_word", 3, range(g.state_words))
+        pos_at = delay_line(m, "walk_pos", 3, range(g.rows * g.cols))
+        block_at = delay_line(m, "walk_block", 3, range(g.blocks))
+        with m.If(self.step):
+            m.d.sync += [walking.eq(1), word.eq(0), pos.eq(0), block.eq(0), first.eq(self.first)]
+        with m.Elif(walking):
+            m.d.sync += word.eq(word + 1)
+            with m.If(block == g.blocks - 1):
+                m.d.sync += [block.eq(0), pos.eq(pos + 1)]
+            with m.Else():
+                m.d.sync += block.eq(block + 1)
+            with m.If(word == g.state_words - 1):
+                m.d.sync += walking.eq(0)
+        m.d.comb += [
+            state_r.addr.eq(word),
+            events.current_addr.eq(word),
+            events.zero.eq(walking & self.clear),
+        ]
+        m.d.sync += [
+            live[1].eq(walking),
+            at[1].eq(word),
+            pos_at[1].eq(pos),
+            block_at[1].eq(block),
+        ]
+        # A padding lane never fires, whatever taps the host wrote into its kernel lanes.
+        tail = g.outputs - (g.blocks - 1) * g.lanes  # real lanes of the last block
+        real = Mux(block_at[1] == g.blocks - 1, (1 << tail) - 1, (1 << g.lanes) - 1)
+        m.d.comb += [
+            neurons.state.eq(state_r.data),
+            neurons.current.eq(events.current),
+            neurons.first.eq(first),
+            neurons.real.eq(real),
+        ]
+        with m.If(live[2]):
+            m.d.comb += [state_w.addr.eq(at[2]), state_w.data.eq(neurons.next), state_w.en.eq(1)]
+        m.d.comb += [
+            self.fired_valid.eq(live[2]),
+            self.fired.eq(neurons.spikes),
+            self.pos.eq(pos_at[2]),
+            self.block.eq(block_at[2]),
+            self.busy.eq(events.busy | walking | live[1] | live[2]),
+        ]
+        return m

@@ -12,8 +12,8 @@ import pytest
 from amaranth.sim import Simulator, SimulatorContext
 
 from quant.spec import CoreSpec, load_spec
-from rtl.conv import ConvEvents, ConvGeometry, ConvReach, reciprocal
-from sim.chip.golden import check_kernels, conv_reach, conv_sums
+from rtl.conv import ConvEvents, ConvGeometry, ConvReach, FrontEnd, reciprocal
+from sim.chip.golden import LIFState, check_kernels, conv_reach, conv_step, conv_sums
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DIGITS_CONV = load_spec(CONFIGS / "digits_conv.toml")
@@ -247,3 +247,94 @@ def test_back_to_back_events_on_one_current_word() -> None:
     currents, reads = _through_events(spec, kernels, [x])
     assert currents[0].tolist() == conv_sums(spec, check_kernels(spec, kernels), x).tolist()
     assert reads == 5
+
+
+def _step_inputs(spec: CoreSpec, x: np.ndarray) -> list[np.ndarray]:
+    """A sample's events per step: under `intensity` the codes once, at t = 1 (the currents
+    are kept); under `spikes` a random spike train whose rate follows the sample."""
+    if spec.encoding == "intensity":
+        return [x]
+    rng = np.random.default_rng([*spec.name.encode(), int(x.sum())])
+    return [(rng.random(spec.inputs) < 0.2 + 0.6 * x).astype(np.int64) for _ in range(8)]
+
+
+def _golden_spikes(spec: CoreSpec, kernels: np.ndarray, steps_in: list[np.ndarray]) -> list:
+    """Spikes of the front end's neurons per step: `conv_step` on `conv_sums` (§3)."""
+    state = LIFState.rest(spec.conv_outputs)
+    spikes = []
+    for t in range(spec.time_steps):
+        x = steps_in[0] if spec.encoding == "intensity" else steps_in[t % len(steps_in)]
+        state = conv_step(spec, state, conv_sums(spec, kernels, x))
+        spikes.append(state.s.tolist())
+    return spikes
+
+
+def _through_front_end(spec: CoreSpec, kernels: np.ndarray, samples: list[list]) -> list:
+    """Samples (each its inputs per step) one after another through one `FrontEnd`: per step
+    the events, then the walk; per sample and step the spikes it emits by neuron
+    j = (o H' + y') W' + x'. Each word must leave exactly once a step; a sample starts from
+    rest (`first`) whatever the previous one left in the state memory."""
+    g = ConvGeometry.of(spec)
+    dut = FrontEnd(spec, kernels)
+    spikes: list[list[list[int]]] = []
+    positions = g.rows * g.cols
+
+    def collect(ctx: SimulatorContext, seen: list, fired: list) -> None:
+        if ctx.get(dut.fired_valid):
+            pos, block, mask = ctx.get(dut.pos), ctx.get(dut.block), ctx.get(dut.fired)
+            seen.append((pos, block))
+            for lane in range(g.lanes):
+                channel = block * g.lanes + lane
+                if channel < g.outputs:
+                    fired[channel * positions + pos] = mask >> lane & 1
+                else:
+                    assert not mask >> lane & 1, "a padding lane fired"
+
+    async def bench(ctx: SimulatorContext) -> None:
+        for steps_in in samples:
+            spikes.append(await run(ctx, steps_in))
+
+    async def run(ctx: SimulatorContext, steps_in: list) -> list[list[int]]:
+        per_step = []
+        for t in range(spec.time_steps):
+            if t == 0 or spec.encoding == "spikes":
+                x = steps_in[t % len(steps_in)]
+                await _rewind(ctx, dut)
+                events = [(int(i), int(x[i])) for i in np.flatnonzero(x)]
+                await _issue(ctx, dut, events, lambda ctx: None)
+            seen: list = []
+            fired = [0] * g.outputs * positions
+            ctx.set(dut.step, 1)
+            ctx.set(dut.first, t == 0)
+            ctx.set(dut.clear, spec.encoding == "spikes" or t == spec.time_steps - 1)
+            await ctx.tick()
+            ctx.set(dut.step, 0)
+            while ctx.get(dut.busy):
+                collect(ctx, seen, fired)
+                await ctx.tick()
+            collect(ctx, seen, fired)
+            assert seen == [(p, b) for p in range(positions) for b in range(g.blocks)], seen
+            per_step.append(fired)
+        return per_step
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return spikes
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=_name)
+def test_front_end_spikes_equal_golden(spec: CoreSpec) -> None:
+    """`FrontEnd`: a sample's events, then T steps of the conv neurons' LIF update, spike
+    like `conv_step` on `conv_sums` at every step, neuron by neuron, with the currents kept
+    across steps (`intensity`) or cleared and integrated anew (`spikes`)."""
+    kernels = check_kernels(spec, _kernels(spec, "random"))
+    samples = [_step_inputs(spec, x) for x in _samples(spec, "random")]
+    got = _through_front_end(spec, kernels, samples)
+    for n, steps_in in enumerate(samples):
+        want = _golden_spikes(spec, kernels, steps_in)
+        for t, (a, b) in enumerate(zip(got[n], want, strict=True)):
+            off = np.flatnonzero(np.subtract(a, b))[:1]
+            assert a == b, f"{spec.name}: sample {n} step {t}: neuron {off} differs first"
+    assert sum(sum(map(sum, steps)) for steps in got) > 0, "no conv neuron fired"
