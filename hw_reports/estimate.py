@@ -1,8 +1,9 @@
 """ECP5 resources of a core in seconds, from the spec alone: no synthesis.
 
 Memories and multipliers are counted structurally from the elaborated core (its memory list
-and the units the spec implies): a memory deeper than `BRAM_MIN_DEPTH` takes DP16KD blocks in
-the cheapest of their aspect ratios, a shallower one LUT-RAM (16 × 4 bits per cell). Only
+and the units the spec implies): a memory takes DP16KD blocks in the cheapest of their
+aspect ratios or LUT-RAM (16 × 4 bits per cell), whichever Yosys's memory mapper prices
+lower (`BRAM_COST` a block, `LUTRAM_COST` a cell, its ECP5 library's costs). Only
 LFP's wide products take DSPs (`dsp_tiles` of 18 × 18 each): per lane and layer A·q, |w|·(A·q)
 and w·q, and once the reward's A·Σ; the MAC and DRTP multiply by few-bit operands as shifted
 adds in LUTs. LUTs and flip-flops follow the datapath width: the performance counters at a
@@ -21,7 +22,7 @@ from quant.spec import CoreSpec
 from rtl.core import MemoryInfo, memories
 from rtl.geometry import Geometry
 
-BRAM_MIN_DEPTH = 128
+BRAM_COST, LUTRAM_COST = 128, 4  # Yosys's techlibs/lattice brams_16kd.txt and lutrams.txt
 DP16KD_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
 COUNTER_BITS = 48
 FF_PER_COUNTER_BIT = 1.0  # the count register
@@ -59,6 +60,11 @@ def brams(memory: MemoryInfo) -> int:
 
 def lutram(memory: MemoryInfo) -> int:
     return math.ceil(memory.depth / 16) * math.ceil(memory.width / 4)
+
+
+def in_block_ram(memory: MemoryInfo) -> bool:
+    """Whether Yosys maps `memory` to block RAM: where its blocks cost less than its cells."""
+    return BRAM_COST * brams(memory) < LUTRAM_COST * lutram(memory)
 
 
 def dsp_tiles(a_bits: int, b_bits: int) -> int:
@@ -152,6 +158,6 @@ def estimate(spec: CoreSpec, mems: tuple[MemoryInfo, ...] | None = None) -> Reso
         luts=scaled("luts", LUT_PER_COUNTER_BIT),
         flip_flops=scaled("flip_flops", FF_PER_COUNTER_BIT),
         dsps=dsps(spec),
-        brams=sum(brams(m) for m in mems if m.depth > BRAM_MIN_DEPTH),
-        lutram=sum(lutram(m) for m in mems if m.depth <= BRAM_MIN_DEPTH),
+        brams=sum(brams(m) for m in mems if in_block_ram(m)),
+        lutram=sum(lutram(m) for m in mems if not in_block_ram(m)),
     )

@@ -5,7 +5,15 @@ import gzip
 from dataclasses import replace
 from pathlib import Path
 
-from hw_reports.estimate import CALIBRATION, _rates, brams, calibration_specs, estimate, lutram
+from hw_reports.estimate import (
+    CALIBRATION,
+    _rates,
+    brams,
+    calibration_specs,
+    estimate,
+    in_block_ram,
+    lutram,
+)
 from hw_reports.fpga import parse_cells, parse_nextpnr_report
 from quant.spec import load_spec
 from rtl.core import MemoryInfo
@@ -17,7 +25,7 @@ DIGITS = load_spec("configs/digits.toml")
 def test_block_ram_takes_the_cheapest_aspect_ratio() -> None:
     assert brams(MemoryInfo("weights0", 64, 10192)) == 40  # 2 × 20 at 36 × 512
     assert brams(MemoryInfo("inputs", 4, 784)) == 1  # 4 × 4096
-    assert brams(MemoryInfo("events_in", 15, 784)) == 1  # 18 × 1024
+    assert brams(MemoryInfo("events_in", 18, 784)) == 1  # 18 × 1024: base 14 + code 4
     assert lutram(MemoryInfo("state0", 584, 13)) == 146
 
 
@@ -58,3 +66,13 @@ def test_estimate_does_not_depend_on_the_working_directory(tmp_path, monkeypatch
     _rates.cache_clear()
     monkeypatch.chdir(tmp_path)
     assert estimate(DIGITS) == expected
+
+
+def test_memories_go_where_yosys_prices_them_lower() -> None:
+    """A memory takes block RAM when its blocks cost Yosys less than its LUT-RAM cells: the
+    MNIST core's 98-word input memory does (1 block against 56 cells), digits' 8-word one
+    and its 13-word neuron state (146 cells, 17 blocks) do not."""
+    assert in_block_ram(MemoryInfo("inputs", 32, 98))
+    assert not in_block_ram(MemoryInfo("inputs", 32, 8))
+    assert not in_block_ram(MemoryInfo("state0", 584, 13))
+    assert in_block_ram(MemoryInfo("weights1", 64, 200))
