@@ -18,10 +18,10 @@ class UpdateLanes(wiring.Component):
     the word's share of the reward sent to the layer below.
 
     A pipeline taking a word per cycle: `next` and `reward_sum` follow the inputs by
-    `latency` cycles. The products are registered (LFP registers its operands first, then
-    multiplies twice, once per stage), then the rounded step, so that neither a multiplier
-    nor the rounding adder sits in front of the weight memory's write port. DRTP's products
-    are small: a ± below the output layer, shifted adds over the activity's few bits at it."""
+    `latency` cycles. The products are registered (LFP multiplies twice, once per stage),
+    then the rounded step, so that neither a multiplier nor the rounding adder sits in
+    front of the weight memory's write port. DRTP's products are small: a ± below the
+    output layer, shifted adds over the activity's few bits at it."""
 
     def __init__(self, spec: CoreSpec, layer: int) -> None:
         self._spec, self._layer = spec, layer
@@ -42,7 +42,7 @@ class UpdateLanes(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return 4 if self._spec.rule == "lfp" else 2
+        return 3 if self._spec.rule == "lfp" else 2
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -52,19 +52,16 @@ class UpdateLanes(wiring.Component):
 
         stage = functools.partial(registered, m)
         terms = []
-        if lfp:  # the operands are registered first, so that they can sit by the multipliers
-            activity = stage(self.activity, "activity_in")
         for lane in range(spec.lanes):
             w, p = self.weights[lane], self.factors[lane]
             random = stage(self.random[lane], f"random{lane}_1")
             if lfp:
-                w, p = stage(w, f"w{lane}_in"), stage(p, f"q{lane}_in")
-                scaled = stage(activity * p, f"scaled{lane}")  # A · q
+                scaled = stage(self.activity * p, f"scaled{lane}")  # A · q
                 size = stage(magnitude(w), f"size{lane}")
                 terms.append(stage(w * p, f"share{lane}"))
                 w = stage(stage(w, f"w{lane}_1"), f"w{lane}_2")
                 product = stage(size * scaled, f"product{lane}")
-                random = stage(stage(random, f"random{lane}_2"), f"random{lane}_3")
+                random = stage(random, f"random{lane}_2")
                 step = shift + spec.q_frac
             else:
                 a = self.activity
@@ -80,6 +77,6 @@ class UpdateLanes(wiring.Component):
             w = stage(w, f"w{lane}_last")
             m.d.comb += self.next[lane].eq(saturate(w + delta, spec.weight_bits))
         if terms:
-            total = stage(sum(terms), "reward_sum_3")
-            m.d.comb += self.reward_sum.eq(stage(total, "reward_sum_4"))
+            total = stage(sum(terms), "reward_sum_2")
+            m.d.comb += self.reward_sum.eq(stage(total, "reward_sum_3"))
         return m
