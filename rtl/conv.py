@@ -16,6 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from quant.spec import CoreSpec
 from rtl.arith import multiply, times
+from rtl.geometry import Geometry
 from rtl.neuron import LIFLanes, word_layout
 from rtl.pipeline import delay_line
 
@@ -419,7 +420,9 @@ class FrontEnd(wiring.Component):
     whose currents serve the whole sample). A word is read, its current
     with it; both enter the LIF lanes; two cycles later the new state is written back and
     `fired` holds the word's spike mask (`pos` its neuron position, `block` its channels).
-    `busy` stays high while events or a walk are under way."""
+    `busy` stays high while events or a walk are under way. `count_addr` reads a word's
+    spike counts out a cycle later (`counts`): layer 1's presynaptic activity `n_cv` when
+    it learns (§3)."""
 
     def __init__(self, spec: CoreSpec, kernels: object) -> None:
         self._spec = spec
@@ -441,6 +444,8 @@ class FrontEnd(wiring.Component):
                 "pos": Out(range(g.rows * g.cols)),
                 "block": Out(range(g.blocks)),
                 "kernel_reads": Out(32),
+                "count_addr": In(range(g.state_words)),
+                "counts": Out(data.ArrayLayout(Geometry(spec).count_bits, g.lanes)),
             }
         )
 
@@ -452,7 +457,11 @@ class FrontEnd(wiring.Component):
         m.submodules.state = state = Memory(
             shape=conv_state_layout(spec), depth=g.state_words, init=[]
         )
-        state_r, state_w = state.read_port(), state.write_port()
+        state_r = state.read_port()
+        state_w = state.write_port()
+        count_r = state.read_port()
+        m.d.comb += count_r.addr.eq(self.count_addr)
+        m.d.comb += [self.counts[lane].eq(count_r.data[lane].n) for lane in range(g.lanes)]
         m.d.comb += [
             events.rewind.eq(self.rewind),
             events.start.eq(self.start),

@@ -315,6 +315,15 @@ def _through_front_end(spec: CoreSpec, kernels: np.ndarray, samples: list[list])
             collect(ctx, seen, fired)
             assert seen == [(p, b) for p in range(positions) for b in range(g.blocks)], seen
             per_step.append(fired)
+        counts = [0] * g.outputs * positions  # after the last step: n_cv by neuron
+        for word in range(g.state_words):
+            ctx.set(dut.count_addr, word)
+            await ctx.tick()
+            pos, block = divmod(word, g.blocks)
+            for lane, n in enumerate(ctx.get(dut.counts)):
+                if block * g.lanes + lane < g.outputs:
+                    counts[(block * g.lanes + lane) * positions + pos] = int(n)
+        assert counts == np.sum(per_step, axis=0).tolist(), "spike counts differ from the spikes"
         return per_step
 
     sim = Simulator(dut)
@@ -328,7 +337,8 @@ def _through_front_end(spec: CoreSpec, kernels: np.ndarray, samples: list[list])
 def test_front_end_spikes_equal_golden(spec: CoreSpec) -> None:
     """`FrontEnd`: a sample's events, then T steps of the conv neurons' LIF update, spike
     like `conv_step` on `conv_sums` at every step, neuron by neuron, with the currents kept
-    across steps (`intensity`) or cleared and integrated anew (`spikes`)."""
+    across steps (`intensity`) or cleared and integrated anew (`spikes`); the counts read
+    out after the last step are the spikes summed."""
     kernels = check_kernels(spec, _kernels(spec, "random"))
     samples = [_step_inputs(spec, x) for x in _samples(spec, "random")]
     got = _through_front_end(spec, kernels, samples)
