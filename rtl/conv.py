@@ -339,10 +339,11 @@ class ConvEvents(wiring.Component):
     kernel words read (§8: the weight reads and the accumulation cycles of the front end).
     `busy` stays high until the last event's last word is written.
 
-    The kernel memory is initialised from `kernels` `[C_out, C_in, k, k]` in the §5 layout;
-    the host's write port into it belongs to the core's memory map."""
+    The kernel memory is initialised from `kernels` `[C_out, C_in, k, k]` in the §5 layout
+    (zero without them); the host writes it word by word through `kernel_w_*` while no
+    event runs, as the core's memory map will."""
 
-    def __init__(self, spec: CoreSpec, kernels: object) -> None:
+    def __init__(self, spec: CoreSpec, kernels: object = None) -> None:
         self._spec = spec
         self._g = g = ConvGeometry.of(spec)
         self._kernels = kernels
@@ -358,6 +359,7 @@ class ConvEvents(wiring.Component):
                 "zero": In(1),
                 "current": Out(current_layout(spec)),
                 "kernel_reads": Out(32),
+                **kernel_write_ports(spec),
             }
         )
 
@@ -368,9 +370,15 @@ class ConvEvents(wiring.Component):
         m.submodules.kernels = kernels = Memory(
             shape=kernel_layout(self._spec),
             depth=self._g.kernel_words,
-            init=kernel_words(self._spec, self._kernels),
+            init=[] if self._kernels is None else kernel_words(self._spec, self._kernels),
         )
         read = kernels.read_port()
+        write = kernels.write_port()
+        m.d.comb += [
+            write.addr.eq(self.kernel_w_addr),
+            write.data.eq(self.kernel_w_data),
+            write.en.eq(self.kernel_w_en),
+        ]
         m.d.comb += [
             reach.rewind.eq(self.rewind),
             reach.start.eq(self.start),
@@ -389,6 +397,16 @@ class ConvEvents(wiring.Component):
         with m.If(reach.valid):
             m.d.sync += self.kernel_reads.eq(self.kernel_reads + 1)
         return m
+
+
+def kernel_write_ports(spec: CoreSpec) -> dict[str, In]:
+    """The host's write port into the kernel memory: a word address, the word, an enable."""
+    g = ConvGeometry.of(spec)
+    return {
+        "kernel_w_addr": In(range(g.kernel_words)),
+        "kernel_w_data": In(kernel_layout(spec)),
+        "kernel_w_en": In(1),
+    }
 
 
 def kernel_words(spec: CoreSpec, kernels: object) -> list[list[int]]:
@@ -424,7 +442,7 @@ class FrontEnd(wiring.Component):
     spike counts out a cycle later (`counts`): layer 1's presynaptic activity `n_cv` when
     it learns (§3)."""
 
-    def __init__(self, spec: CoreSpec, kernels: object) -> None:
+    def __init__(self, spec: CoreSpec, kernels: object = None) -> None:
         self._spec = spec
         self._g = g = ConvGeometry.of(spec)
         self._kernels = kernels
@@ -435,6 +453,7 @@ class FrontEnd(wiring.Component):
                 "row": In(range(g.inputs)),
                 "value": In(g.value_bits),
                 "ready": Out(1),
+                **kernel_write_ports(spec),
                 "step": In(1),
                 "first": In(1),
                 "clear": In(1),
@@ -469,6 +488,9 @@ class FrontEnd(wiring.Component):
             events.value.eq(self.value),
             self.ready.eq(events.ready),
             self.kernel_reads.eq(events.kernel_reads),
+            events.kernel_w_addr.eq(self.kernel_w_addr),
+            events.kernel_w_data.eq(self.kernel_w_data),
+            events.kernel_w_en.eq(self.kernel_w_en),
         ]
 
         # The walk: 1 a word is read (state and current); 2 both enter the LIF lanes;

@@ -12,7 +12,7 @@ import pytest
 from amaranth.sim import Simulator, SimulatorContext
 
 from quant.spec import CoreSpec, load_spec
-from rtl.conv import ConvEvents, ConvGeometry, ConvReach, FrontEnd, reciprocal
+from rtl.conv import ConvEvents, ConvGeometry, ConvReach, FrontEnd, kernel_words, reciprocal
 from sim.chip.golden import LIFState, check_kernels, conv_reach, conv_step, conv_sums
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -273,9 +273,10 @@ def _through_front_end(spec: CoreSpec, kernels: np.ndarray, samples: list[list])
     """Samples (each its inputs per step) one after another through one `FrontEnd`: per step
     the events, then the walk; per sample and step the spikes it emits by neuron
     j = (o H' + y') W' + x'. Each word must leave exactly once a step; a sample starts from
-    rest (`first`) whatever the previous one left in the state memory."""
+    rest (`first`) whatever the previous one left in the state memory. The kernels go in
+    first through the host's write port."""
     g = ConvGeometry.of(spec)
-    dut = FrontEnd(spec, kernels)
+    dut = FrontEnd(spec)  # the kernel memory starts empty: the bench writes it, as a host
     spikes: list[list[list[int]]] = []
     positions = g.rows * g.cols
 
@@ -291,6 +292,12 @@ def _through_front_end(spec: CoreSpec, kernels: np.ndarray, samples: list[list])
                     assert not mask >> lane & 1, "a padding lane fired"
 
     async def bench(ctx: SimulatorContext) -> None:
+        ctx.set(dut.kernel_w_en, 1)
+        for address, word in enumerate(kernel_words(spec, kernels)):
+            ctx.set(dut.kernel_w_addr, address)
+            ctx.set(dut.kernel_w_data, word)
+            await ctx.tick()
+        ctx.set(dut.kernel_w_en, 0)
         for steps_in in samples:
             spikes.append(await run(ctx, steps_in))
 
