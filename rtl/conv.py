@@ -101,6 +101,24 @@ def _quotient(value: Value, divisor: int, limit: int) -> Value:
     return times(value, m) >> shift
 
 
+def event_ports(g: ConvGeometry) -> dict[str, wiring.Member]:
+    """Where input events enter, one a cycle as `ready` allows, after a `rewind` per list."""
+    return {
+        "rewind": In(1),
+        "start": In(1),
+        "row": In(range(g.inputs)),
+        "value": In(g.value_bits),
+        "ready": Out(1),
+    }
+
+
+def forward(m: Module, outer: wiring.Component, inner: wiring.Component, ports: dict) -> None:
+    """Connect `ports` of a unit to the same-named ports of a unit inside it."""
+    for name, member in ports.items():
+        source, sink = (outer, inner) if member.flow == wiring.In else (inner, outer)
+        m.d.comb += getattr(sink, name).eq(getattr(source, name))
+
+
 class ConvReach(wiring.Component):
     """The (kernel word, state word) pairs of one input event, one pair a cycle (§3, §5).
 
@@ -121,11 +139,7 @@ class ConvReach(wiring.Component):
         self._g = g = ConvGeometry.of(spec)
         super().__init__(
             {
-                "rewind": In(1),
-                "start": In(1),
-                "row": In(range(g.inputs)),
-                "value": In(g.value_bits),
-                "ready": Out(1),
+                **event_ports(g),
                 "busy": Out(1),
                 "valid": Out(1),
                 "last": Out(1),
@@ -349,11 +363,7 @@ class ConvEvents(wiring.Component):
         self._kernels = kernels
         super().__init__(
             {
-                "rewind": In(1),
-                "start": In(1),
-                "row": In(range(g.inputs)),
-                "value": In(g.value_bits),
-                "ready": Out(1),
+                **event_ports(g),
                 "busy": Out(1),
                 "current_addr": In(range(g.state_words)),
                 "zero": In(1),
@@ -379,12 +389,8 @@ class ConvEvents(wiring.Component):
             write.data.eq(self.kernel_w_data),
             write.en.eq(self.kernel_w_en),
         ]
+        forward(m, self, reach, event_ports(self._g))
         m.d.comb += [
-            reach.rewind.eq(self.rewind),
-            reach.start.eq(self.start),
-            reach.row.eq(self.row),
-            reach.value.eq(self.value),
-            self.ready.eq(reach.ready),
             read.addr.eq(reach.kernel_addr),
             lanes.taps.eq(read.data),
             lanes.current_addr.eq(self.current_addr),
@@ -448,11 +454,7 @@ class FrontEnd(wiring.Component):
         self._kernels = kernels
         super().__init__(
             {
-                "rewind": In(1),
-                "start": In(1),
-                "row": In(range(g.inputs)),
-                "value": In(g.value_bits),
-                "ready": Out(1),
+                **event_ports(g),
                 **kernel_write_ports(spec),
                 "step": In(1),
                 "first": In(1),
@@ -481,17 +483,8 @@ class FrontEnd(wiring.Component):
         count_r = state.read_port()
         m.d.comb += count_r.addr.eq(self.count_addr)
         m.d.comb += [self.counts[lane].eq(count_r.data[lane].n) for lane in range(g.lanes)]
-        m.d.comb += [
-            events.rewind.eq(self.rewind),
-            events.start.eq(self.start),
-            events.row.eq(self.row),
-            events.value.eq(self.value),
-            self.ready.eq(events.ready),
-            self.kernel_reads.eq(events.kernel_reads),
-            events.kernel_w_addr.eq(self.kernel_w_addr),
-            events.kernel_w_data.eq(self.kernel_w_data),
-            events.kernel_w_en.eq(self.kernel_w_en),
-        ]
+        forward(m, self, events, {**event_ports(g), **kernel_write_ports(spec)})
+        m.d.comb += self.kernel_reads.eq(events.kernel_reads)
 
         # The walk: 1 a word is read (state and current); 2 both enter the LIF lanes;
         # 3 the new state is written back and the spikes leave.
