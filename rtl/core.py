@@ -350,12 +350,12 @@ class LearningCore(wiring.Component):
 
         # The input and output read by the bus are registered as they arrive, the weight
         # word in `words`: nothing but a register follows a block RAM's slow output.
-        in_off = offset(bus.adr, "inputs")
-        m.d.comb += inp_r.addr.eq(in_off[in_bits:])
-        b_input = registered(m, input_lane(inp_r.data, in_off[:in_bits]), "b_input")
-        out_off = offset(bus.adr, "outputs")
-        m.d.comb += state_r[last].addr.eq(out_off[lane_bits:])
-        out_lane = out_off[:lane_bits]
+        asked_in = offset(bus.adr, "inputs")
+        m.d.comb += inp_r.addr.eq(asked_in[in_bits:])
+        b_input = registered(m, input_lane(inp_r.data, asked_in[:in_bits]), "b_input")
+        asked_out = offset(bus.adr, "outputs")
+        m.d.comb += state_r[last].addr.eq(asked_out[lane_bits:])
+        out_lane = asked_out[:lane_bits]
         neuron = state_r[last].data[out_lane] if lanes > 1 else state_r[last].data[0]
         b_output = registered(m, Mux(out_lane < lanes, output_of(spec, neuron), 0), "b_output")
         for k in range(len(layers)):
