@@ -290,6 +290,16 @@ def kernel_layout(spec: CoreSpec) -> data.ArrayLayout:
     return data.ArrayLayout(signed(spec.kernel_bits), spec.lanes)
 
 
+def readout_ports(spec: CoreSpec) -> dict[str, wiring.Member]:
+    """Where the neuron update reads a current word (a cycle later) and may clear it."""
+    g = ConvGeometry.of(spec)
+    return {
+        "current_addr": In(range(g.state_words)),
+        "zero": In(1),
+        "current": Out(current_layout(spec)),
+    }
+
+
 class ConvLanes(wiring.Component):
     """`I[addr, l] += K_word[l] · x` for the L lanes of one current word a cycle: a spike
     adds the tap, an intensity code multiplies it (shifted adds over its few bits). The sums
@@ -310,9 +320,7 @@ class ConvLanes(wiring.Component):
                 "addr": In(range(g.state_words)),
                 "taps": In(kernel_layout(spec)),
                 "x": In(g.value_bits),
-                "current_addr": In(range(g.state_words)),
-                "zero": In(1),
-                "current": Out(current_layout(spec)),
+                **readout_ports(spec),
                 "busy": Out(1),
             }
         )
@@ -365,9 +373,7 @@ class ConvEvents(wiring.Component):
             {
                 **event_ports(g),
                 "busy": Out(1),
-                "current_addr": In(range(g.state_words)),
-                "zero": In(1),
-                "current": Out(current_layout(spec)),
+                **readout_ports(spec),
                 "kernel_reads": Out(32),
                 **kernel_write_ports(spec),
             }
@@ -390,12 +396,10 @@ class ConvEvents(wiring.Component):
             write.en.eq(self.kernel_w_en),
         ]
         forward(m, self, reach, event_ports(self._g))
+        forward(m, self, lanes, readout_ports(self._spec))
         m.d.comb += [
             read.addr.eq(reach.kernel_addr),
             lanes.taps.eq(read.data),
-            lanes.current_addr.eq(self.current_addr),
-            lanes.zero.eq(self.zero),
-            self.current.eq(lanes.current),
         ]
         en = Signal()
         m.d.sync += [en.eq(reach.valid), lanes.addr.eq(reach.state_addr), lanes.x.eq(reach.x)]
