@@ -127,6 +127,18 @@ def conv_reach(spec: CoreSpec) -> np.ndarray:
     return np.tile(per_pixel, spec.image_shape[0])
 
 
+def visit_order(spec: CoreSpec, k: int) -> np.ndarray:
+    """Layer k's presynaptic rows in the order a learning step visits them (§5): ascending,
+    but behind the front end, layer 1's in the order its state words hold them, position
+    first, then channel (`j = o H' W' + pos`), so that the hardware reads their spike
+    counts word after word."""
+    n_in = spec.layer_sizes[k]
+    if k > 0 or not spec.conv:
+        return np.arange(n_in)
+    channels, rows, cols = spec.conv_shape
+    return np.arange(n_in).reshape(channels, rows * cols).T.ravel()
+
+
 def hardtanh(spec: CoreSpec, k: int, z: np.ndarray) -> np.ndarray:
     """Activation `clip(z >> act_shifts[k], −A, A)` of hard-tanh layer k from its saturated
     current (§3)."""
@@ -465,7 +477,8 @@ class GoldenCore:
         spec, w = self.spec, self.weights[k]
         n_in, n_out = w.shape
         lanes = spec.lanes
-        rows = np.flatnonzero(activity)
+        order = visit_order(spec, k)
+        rows = order[activity[order] != 0]
         active = np.flatnonzero(np.add.reduceat(factor != 0, np.arange(0, n_out, lanes)))
         if len(active) == 0:
             rows = rows[:0]

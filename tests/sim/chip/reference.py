@@ -149,6 +149,15 @@ class ReferenceCore:
 
     # -- inference (contract §2, §3) ------------------------------------------------------
 
+    def _visit_order(self, k: int) -> list[int]:
+        """Rows of layer k in visit order: ascending; behind the front end, layer 1's
+        position by position, the channels of each position in turn."""
+        spec = self.spec
+        if k > 0 or not spec.conv:
+            return list(range(spec.layer_sizes[k]))
+        channels, rows, cols = spec.conv_shape
+        return [o * rows * cols + pos for pos in range(rows * cols) for o in range(channels)]
+
     def _count(self, **kinds: int) -> None:
         self.counters.add("inference", **kinds)
 
@@ -387,7 +396,7 @@ class ReferenceCore:
                         count("learning", lfsr_draws=n_out)
             below = [0] * n_in  # LFP: Σ_j W_k[i, j] · q_j through the old weights
             words = rows = 0
-            for i in range(n_in):
+            for i in self._visit_order(k):
                 if activity[i] == 0:
                     continue
                 row_visited = False
