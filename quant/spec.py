@@ -332,6 +332,26 @@ class CoreSpec:
             arrays.append(w)
         return arrays
 
+    def kernel_array(self, kernels: object) -> np.ndarray:
+        """A copy of the front end's `kernels` as int64, refused unless the spec has a front
+        end and their shape `[C_out, C_in, k, k]` and range match it."""
+        if not self.conv:
+            raise ConfigError(f"kernels: spec {self.name!r} has no convolutional front end")
+        if kernels is None:
+            raise ConfigError(
+                f"kernels: spec {self.name!r} has a convolutional front end; pass them"
+            )
+        k = self.conv_kernel
+        shape = (self.conv_channels, self.image_shape[0], k, k)
+        checked = np.array(kernels, dtype=np.int64)
+        if checked.shape != shape:
+            raise ConfigError(
+                f"kernels: expected shape {shape} [out, in, k, k], got {checked.shape}"
+            )
+        if not QFormat(self.kernel_bits).contains(checked):
+            raise ConfigError(f"kernels: values outside the {self.kernel_bits}-bit range")
+        return checked
+
     def require_no_conv(self, what: str) -> None:
         """Refuse a spec with the convolutional front end in `what`, which lacks it, rather
         than let it misread the first layer's inputs."""

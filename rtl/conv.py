@@ -145,6 +145,7 @@ class ConvReach(wiring.Component):
                 "last": Out(1),
                 "kernel_addr": Out(range(g.kernel_words)),
                 "state_addr": Out(range(g.state_words)),
+                "block": Out(range(g.blocks)),
                 "x": Out(g.value_bits),
             }
         )
@@ -217,6 +218,7 @@ class ConvReach(wiring.Component):
         more_x = (dx + s < k) & (xp != 0)
         more_y = (dy + s < k) & (yp != 0)
         m.d.comb += last.eq(valid & (b == blocks - 1) & ~more_x & ~more_y)
+        m.d.comb += self.block.eq(b)
 
         # An event that reaches nothing leaves at once; one that does waits for the last pair.
         located = pending & ~crossing
@@ -357,13 +359,13 @@ class ConvLanes(wiring.Component):
 
 class ConvEvents(wiring.Component):
     """Input events to conv currents: `ConvReach` addresses the kernel memory, whose word
-    meets its state address, delayed a cycle, at `ConvLanes`. `kernel_reads` counts the
-    kernel words read (§8: the weight reads and the accumulation cycles of the front end).
-    `busy` stays high until the last event's last word is written.
+    meets its state address, delayed a cycle, at `ConvLanes`. `kernel_read` marks a cycle
+    that reads a kernel word and `taps` its real channels (§8: the front end's weight reads
+    and taps). `busy` stays high until the last event's last word is written.
 
     The kernel memory is initialised from `kernels` `[C_out, C_in, k, k]` in the §5 layout
-    (zero without them); the host writes it word by word through `kernel_w_*` while no
-    event runs, as the core's memory map will."""
+    (zero without them); the host writes it a tap at a time through `kernel_w_*` while no
+    event runs, as the core's memory map does."""
 
     def __init__(self, spec: CoreSpec, kernels: object = None) -> None:
         self._spec = spec
@@ -374,13 +376,14 @@ class ConvEvents(wiring.Component):
                 **event_ports(g),
                 "busy": Out(1),
                 **readout_ports(spec),
-                "kernel_reads": Out(32),
+                **kernel_read_ports(spec),
                 **kernel_write_ports(spec),
             }
         )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
+        g = self._g
         m.submodules.reach = reach = ConvReach(self._spec)
         m.submodules.lanes = lanes = ConvLanes(self._spec)
         m.submodules.kernels = kernels = Memory(
@@ -389,7 +392,7 @@ class ConvEvents(wiring.Component):
             init=[] if self._kernels is None else kernel_words(self._spec, self._kernels),
         )
         read = kernels.read_port()
-        write = kernels.write_port()
+        write = kernels.write_port(granularity=1)
         m.d.comb += [
             write.addr.eq(self.kernel_w_addr),
             write.data.eq(self.kernel_w_data),
@@ -404,18 +407,28 @@ class ConvEvents(wiring.Component):
         en = Signal()
         m.d.sync += [en.eq(reach.valid), lanes.addr.eq(reach.state_addr), lanes.x.eq(reach.x)]
         m.d.comb += [lanes.en.eq(en), self.busy.eq(reach.busy | en | lanes.busy)]
-        with m.If(reach.valid):
-            m.d.sync += self.kernel_reads.eq(self.kernel_reads + 1)
+        tail = g.outputs - (g.blocks - 1) * g.lanes  # real channels of the last block
+        m.d.comb += [
+            self.kernel_read.eq(reach.valid),
+            self.taps.eq(Mux(reach.valid, Mux(reach.block == g.blocks - 1, tail, g.lanes), 0)),
+        ]
         return m
 
 
+def kernel_read_ports(spec: CoreSpec) -> dict[str, Out]:
+    """Per cycle, whether a kernel word is read and how many real taps it holds (§8)."""
+    g = ConvGeometry.of(spec)
+    return {"kernel_read": Out(1), "taps": Out(range(g.lanes + 1))}
+
+
 def kernel_write_ports(spec: CoreSpec) -> dict[str, In]:
-    """The host's write port into the kernel memory: a word address, the word, an enable."""
+    """The host's write port into the kernel memory: a word address, the word, and an
+    enable per lane (the host writes one tap at a time)."""
     g = ConvGeometry.of(spec)
     return {
         "kernel_w_addr": In(range(g.kernel_words)),
         "kernel_w_data": In(kernel_layout(spec)),
-        "kernel_w_en": In(1),
+        "kernel_w_en": In(g.lanes),
     }
 
 
@@ -448,9 +461,10 @@ class FrontEnd(wiring.Component):
     whose currents serve the whole sample). A word is read, its current
     with it; both enter the LIF lanes; two cycles later the new state is written back and
     `fired` holds the word's spike mask (`pos` its neuron position, `block` its channels).
-    `busy` stays high while events or a walk are under way. `count_addr` reads a word's
-    spike counts out a cycle later (`counts`): layer 1's presynaptic activity `n_cv` when
-    it learns (§3)."""
+    `hold` pauses the walk (a word is issued only in cycles without it) for a consumer of
+    the spikes slower than a word a cycle. `busy` stays high while events or a walk are
+    under way. `count_addr` reads a word's spike counts out a cycle later (`counts`): layer
+    1's presynaptic activity `n_cv` when it learns (§3)."""
 
     def __init__(self, spec: CoreSpec, kernels: object = None) -> None:
         self._spec = spec
@@ -460,15 +474,16 @@ class FrontEnd(wiring.Component):
             {
                 **event_ports(g),
                 **kernel_write_ports(spec),
+                **kernel_read_ports(spec),
                 "step": In(1),
                 "first": In(1),
                 "clear": In(1),
+                "hold": In(1),
                 "busy": Out(1),
                 "fired_valid": Out(1),
                 "fired": Out(g.lanes),
                 "pos": Out(range(g.rows * g.cols)),
                 "block": Out(range(g.blocks)),
-                "kernel_reads": Out(32),
                 "count_addr": In(range(g.state_words)),
                 "counts": Out(data.ArrayLayout(Geometry(spec).count_bits, g.lanes)),
             }
@@ -487,12 +502,13 @@ class FrontEnd(wiring.Component):
         count_r = state.read_port()
         m.d.comb += count_r.addr.eq(self.count_addr)
         m.d.comb += [self.counts[lane].eq(count_r.data[lane].n) for lane in range(g.lanes)]
-        forward(m, self, events, {**event_ports(g), **kernel_write_ports(spec)})
-        m.d.comb += self.kernel_reads.eq(events.kernel_reads)
+        ports = {**event_ports(g), **kernel_write_ports(spec), **kernel_read_ports(spec)}
+        forward(m, self, events, ports)
 
         # The walk: 1 a word is read (state and current); 2 both enter the LIF lanes;
         # 3 the new state is written back and the spikes leave.
-        walking, first = Signal(), Signal()
+        walking, first, clear = Signal(), Signal(), Signal()  # `first`, `clear` as stepped
+        issue = Signal()  # a word is read this cycle
         word = Signal(range(g.state_words + 1))
         pos = Signal(range(g.rows * g.cols))
         block = Signal(range(g.blocks))
@@ -501,8 +517,9 @@ class FrontEnd(wiring.Component):
         pos_at = delay_line(m, "walk_pos", 3, range(g.rows * g.cols))
         block_at = delay_line(m, "walk_block", 3, range(g.blocks))
         with m.If(self.step):
-            m.d.sync += [walking.eq(1), word.eq(0), pos.eq(0), block.eq(0), first.eq(self.first)]
-        with m.Elif(walking):
+            m.d.sync += [walking.eq(1), word.eq(0), pos.eq(0), block.eq(0)]
+            m.d.sync += [first.eq(self.first), clear.eq(self.clear)]
+        with m.Elif(issue):
             m.d.sync += word.eq(word + 1)
             with m.If(block == g.blocks - 1):
                 m.d.sync += [block.eq(0), pos.eq(pos + 1)]
@@ -511,12 +528,13 @@ class FrontEnd(wiring.Component):
             with m.If(word == g.state_words - 1):
                 m.d.sync += walking.eq(0)
         m.d.comb += [
+            issue.eq(walking & ~self.hold),
             state_r.addr.eq(word),
             events.current_addr.eq(word),
-            events.zero.eq(walking & self.clear),
+            events.zero.eq(issue & clear),
         ]
         m.d.sync += [
-            live[1].eq(walking),
+            live[1].eq(issue),
             at[1].eq(word),
             pos_at[1].eq(pos),
             block_at[1].eq(block),

@@ -15,10 +15,14 @@ class Emitter(wiring.Component):
     layer fires, so a queue of fired words in arrival order is already in neuron order: only
     the word at its head needs a priority encoder, over L lanes instead of a layer. The
     arriving word is registered; when nothing is waiting it is emitted from that register
-    in the cycle it lands, so the register costs no cycle."""
+    in the cycle it lands, so the register costs no cycle.
 
-    def __init__(self, lanes: int, blocks: int) -> None:
-        self._lanes, self._blocks = lanes, blocks
+    A layer's blocks never outnumber its queue (`depth`, by default `blocks`). A source that
+    pushes faster (a word a cycle) holds back while `queued` words wait; `tag` is the head
+    word's block, for sources whose neuron is not `block · L + lane`."""
+
+    def __init__(self, lanes: int, blocks: int, depth: int | None = None) -> None:
+        self._lanes, self._blocks, self._depth = lanes, blocks, depth or blocks
         super().__init__(
             {
                 "push": In(1),
@@ -27,13 +31,15 @@ class Emitter(wiring.Component):
                 "valid": Out(1),
                 "neuron": Out(range(blocks * lanes)),
                 "lane": Out(range(lanes)),
+                "tag": Out(range(blocks)),
                 "empty": Out(1),
+                "queued": Out(range(self._depth + 1)),
             }
         )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        lanes, blocks = self._lanes, self._blocks
+        lanes, blocks, depth = self._lanes, self._blocks, self._depth
         arrived, arrived_block, landed = Signal(lanes), Signal(range(blocks)), Signal()
         m.d.sync += [
             arrived.eq(Mux(self.push, self.fired, 0)),
@@ -45,10 +51,10 @@ class Emitter(wiring.Component):
         # words wait only behind a nonempty head. `landed`, `held` and `waiting` say which
         # of them hold a neuron, registered beside them.
         head, head_block, held = Signal(lanes), Signal(range(blocks)), Signal()
-        words = Array(Signal(lanes, name=f"word{n}") for n in range(blocks))
-        word_blocks = Array(Signal(range(blocks), name=f"word_block{n}") for n in range(blocks))
-        read, write = Signal(range(blocks)), Signal(range(blocks))
-        count, waiting = Signal(range(blocks + 1)), Signal()
+        words = Array(Signal(lanes, name=f"word{n}") for n in range(depth))
+        word_blocks = Array(Signal(range(blocks), name=f"word_block{n}") for n in range(depth))
+        read, write = Signal(range(depth)), Signal(range(depth))
+        count, waiting = Signal(range(depth + 1)), Signal()
 
         word = Mux(held, head, arrived)
         block = Mux(held, head_block, arrived_block)
@@ -66,11 +72,13 @@ class Emitter(wiring.Component):
             self.valid.eq(held | landed),
             self.lane.eq(lane),
             self.neuron.eq(neuron),
+            self.tag.eq(block),
             self.empty.eq(~held & ~landed),
+            self.queued.eq(count),
         ]
 
         def wrap(index: Signal) -> object:
-            return Mux(index == blocks - 1, 0, index + 1)
+            return Mux(index == depth - 1, 0, index + 1)
 
         take = ~more & waiting  # the head is done: the oldest waiting word follows
         queue = landed & held & (more | waiting)  # the arrival waits its turn

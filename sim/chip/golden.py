@@ -225,23 +225,6 @@ def learned_already(forward: Forward, label: int, margin: int) -> bool:
     return forward.prediction == label and int(forward.output[label] - others.max()) >= margin
 
 
-def check_kernels(spec: CoreSpec, kernels: object) -> np.ndarray:
-    """A copy of the front end's `kernels` as int64, refused unless the spec has a front
-    end and their shape `[C_out, C_in, k, k]` and range match it."""
-    if not spec.conv:
-        raise ConfigError(f"kernels: spec {spec.name!r} has no convolutional front end")
-    if kernels is None:
-        raise ConfigError(f"kernels: spec {spec.name!r} has a convolutional front end; pass them")
-    k = spec.conv_kernel
-    shape = (spec.conv_channels, spec.image_shape[0], k, k)
-    checked = np.array(kernels, dtype=np.int64)
-    if checked.shape != shape:
-        raise ConfigError(f"kernels: expected shape {shape} [out, in, k, k], got {checked.shape}")
-    if not QFormat(spec.kernel_bits).contains(checked):
-        raise ConfigError(f"kernels: values outside the {spec.kernel_bits}-bit range")
-    return checked
-
-
 def check_weights(spec: CoreSpec, weights: list[np.ndarray]) -> list[np.ndarray]:
     """Copies of `weights` as int64, refused unless shapes and range match the spec."""
     checked = spec.layer_arrays(weights, np.int64)
@@ -264,7 +247,7 @@ class GoldenCore:
     ) -> None:
         self.spec = spec
         self.weights = check_weights(spec, weights)
-        self.kernels = None if kernels is None and not spec.conv else check_kernels(spec, kernels)
+        self.kernels = None if kernels is None and not spec.conv else spec.kernel_array(kernels)
         if spec.conv:
             reach = conv_reach(spec)
             self._conv_words = reach * spec.blocks(spec.conv_channels)

@@ -18,7 +18,7 @@ from quant.atomic import atomic_write
 from quant.errors import ConfigError
 from quant.fixed import shift_right
 from quant.spec import CoreSpec, spec_from_toml, spec_to_toml
-from sim.chip.golden import check_kernels, check_weights
+from sim.chip.golden import check_weights
 
 INITS = ("random", "zero")
 
@@ -69,7 +69,7 @@ def save_params(
     interruption."""
     arrays = {f"w{k}": np.asarray(w, dtype=np.int64) for k, w in enumerate(weights)}
     if spec.conv or kernels is not None:
-        arrays["kernels"] = check_kernels(spec, kernels)
+        arrays["kernels"] = spec.kernel_array(kernels)
     text = json.dumps(meta or {})
 
     def write(handle: BinaryIO) -> None:
@@ -110,7 +110,7 @@ def load_kernels(path: str | Path, spec: CoreSpec) -> np.ndarray:
     """The front end's fixed kernels from `path`, refused unless written for `spec`."""
     if not spec.conv:
         raise ConfigError(f"kernels: spec {spec.name!r} has no convolutional front end")
-    return check_kernels(spec, _read(Path(path), spec, ["kernels"])["kernels"])
+    return spec.kernel_array(_read(Path(path), spec, ["kernels"])["kernels"])
 
 
 def at_width(

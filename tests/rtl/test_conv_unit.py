@@ -13,7 +13,7 @@ from amaranth.sim import Simulator, SimulatorContext
 
 from quant.spec import CoreSpec, load_spec
 from rtl.conv import ConvEvents, ConvGeometry, ConvReach, FrontEnd, kernel_words, reciprocal
-from sim.chip.golden import LIFState, check_kernels, conv_reach, conv_step, conv_sums
+from sim.chip.golden import LIFState, conv_reach, conv_step, conv_sums
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DIGITS_CONV = load_spec(CONFIGS / "digits_conv.toml")
@@ -171,28 +171,30 @@ def _samples(spec: CoreSpec, kind: str) -> list[np.ndarray]:
 
 
 @cache
-def _run(spec: CoreSpec, kind: str) -> tuple[list[np.ndarray], int]:
+def _run(spec: CoreSpec, kind: str) -> tuple[list[np.ndarray], int, int]:
     return _through_events(spec, _kernels(spec, kind), _samples(spec, kind))
 
 
 def _through_events(
     spec: CoreSpec, kernels: np.ndarray, samples: list[np.ndarray]
-) -> tuple[list[np.ndarray], int]:
+) -> tuple[list[np.ndarray], int, int]:
     """Each sample's events through `ConvEvents` (rewound between samples): the currents
-    read back per neuron `(o, y', x')` and the kernel-word count over all samples. Padding
-    lanes must stay zero."""
-    kernels = check_kernels(spec, kernels)
+    read back per neuron `(o, y', x')`, and the kernel words read and taps taken over all
+    samples, counted from the per-cycle strobes. Padding lanes must stay zero."""
+    kernels = spec.kernel_array(kernels)
     g = ConvGeometry.of(spec)
     dut = ConvEvents(spec, kernels)
     currents: list[np.ndarray] = []
-    reads: list[int] = []
+    reads = [0, 0]
+
+    def count(ctx: SimulatorContext) -> None:
+        reads[0] += ctx.get(dut.kernel_read)
+        reads[1] += ctx.get(dut.taps)
 
     async def bench(ctx: SimulatorContext) -> None:
         for x in samples:
             await _rewind(ctx, dut)
-            await _issue(
-                ctx, dut, [(int(i), int(x[i])) for i in np.flatnonzero(x)], lambda ctx: None
-            )
+            await _issue(ctx, dut, [(int(i), int(x[i])) for i in np.flatnonzero(x)], count)
             words = []
             ctx.set(dut.zero, 1)
             for a in range(g.state_words):
@@ -203,13 +205,12 @@ def _through_events(
             lanes = np.array(words).reshape(g.rows, g.cols, g.blocks * g.lanes)
             assert not lanes[:, :, g.outputs :].any(), "a padding lane took a current"
             currents.append(lanes[:, :, : g.outputs].transpose(2, 0, 1).ravel())
-        reads.append(ctx.get(dut.kernel_reads))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    return currents, reads[0]
+    return currents, reads[0], reads[1]
 
 
 KINDS = ["random", "max", "min"]
@@ -218,8 +219,8 @@ KINDS = ["random", "max", "min"]
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("spec", SPECS, ids=_name)
 def test_currents_equal_golden_conv_sums(spec: CoreSpec, kind: str) -> None:
-    kernels = check_kernels(spec, _kernels(spec, kind))
-    currents, _ = _run(spec, kind)
+    kernels = spec.kernel_array(_kernels(spec, kind))
+    currents, _, _ = _run(spec, kind)
     for n, x in enumerate(_samples(spec, kind)):
         want = conv_sums(spec, kernels, x)
         assert currents[n].tolist() == want.tolist(), f"{spec.name} {kind} sample {n}"
@@ -228,10 +229,13 @@ def test_currents_equal_golden_conv_sums(spec: CoreSpec, kind: str) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("spec", SPECS, ids=_name)
 def test_kernel_reads_are_the_contract_count(spec: CoreSpec, kind: str) -> None:
-    """§8: an event reads `r_y r_x blocks(C_out)` kernel words."""
-    _, reads = _run(spec, kind)
-    words = conv_reach(spec) * spec.blocks(spec.conv_channels)
-    assert reads == sum(int(words[x != 0].sum()) for x in _samples(spec, kind))
+    """§8: an event reads `r_y r_x blocks(C_out)` kernel words and takes `C_out r_y r_x`
+    taps."""
+    _, reads, taps = _run(spec, kind)
+    reach = conv_reach(spec)
+    events = [x != 0 for x in _samples(spec, kind)]
+    assert reads == sum(int(reach[e].sum()) for e in events) * spec.blocks(spec.conv_channels)
+    assert taps == sum(int(reach[e].sum()) for e in events) * spec.conv_channels
 
 
 def test_back_to_back_events_on_one_current_word() -> None:
@@ -244,8 +248,8 @@ def test_back_to_back_events_on_one_current_word() -> None:
     x = np.zeros(spec.inputs, dtype=np.int64)
     x[[4, 9]] = [7, 15]
     kernels = _kernels(spec, "random")
-    currents, reads = _through_events(spec, kernels, [x])
-    assert currents[0].tolist() == conv_sums(spec, check_kernels(spec, kernels), x).tolist()
+    currents, reads, _ = _through_events(spec, kernels, [x])
+    assert currents[0].tolist() == conv_sums(spec, spec.kernel_array(kernels), x).tolist()
     assert reads == 5
 
 
@@ -272,7 +276,8 @@ def _golden_spikes(spec: CoreSpec, kernels: np.ndarray, steps_in: list[np.ndarra
 def _through_front_end(spec: CoreSpec, kernels: np.ndarray, samples: list[list]) -> list:
     """Samples (each its inputs per step) one after another through one `FrontEnd`: per step
     the events, then the walk; per sample and step the spikes it emits by neuron
-    j = (o H' + y') W' + x'. Each word must leave exactly once a step; a sample starts from
+    j = (o H' + y') W' + x'. Each word must leave exactly once a step, whatever cycles
+    `hold` takes; a sample starts from
     rest (`first`) whatever the previous one left in the state memory. The kernels go in
     first through the host's write port."""
     g = ConvGeometry.of(spec)
@@ -292,7 +297,7 @@ def _through_front_end(spec: CoreSpec, kernels: np.ndarray, samples: list[list])
                     assert not mask >> lane & 1, "a padding lane fired"
 
     async def bench(ctx: SimulatorContext) -> None:
-        ctx.set(dut.kernel_w_en, 1)
+        ctx.set(dut.kernel_w_en, (1 << g.lanes) - 1)
         for address, word in enumerate(kernel_words(spec, kernels)):
             ctx.set(dut.kernel_w_addr, address)
             ctx.set(dut.kernel_w_data, word)
@@ -316,9 +321,12 @@ def _through_front_end(spec: CoreSpec, kernels: np.ndarray, samples: list[list])
             ctx.set(dut.clear, spec.encoding == "spikes" or t == spec.time_steps - 1)
             await ctx.tick()
             ctx.set(dut.step, 0)
-            while ctx.get(dut.busy):
+            cycle = 0
+            while ctx.get(dut.busy):  # the walk held back in every third cycle
+                ctx.set(dut.hold, cycle % 3 == 1)
                 collect(ctx, seen, fired)
                 await ctx.tick()
+                cycle += 1
             collect(ctx, seen, fired)
             assert seen == [(p, b) for p in range(positions) for b in range(g.blocks)], seen
             per_step.append(fired)
@@ -346,7 +354,7 @@ def test_front_end_spikes_equal_golden(spec: CoreSpec) -> None:
     like `conv_step` on `conv_sums` at every step, neuron by neuron, with the currents kept
     across steps (`intensity`) or cleared and integrated anew (`spikes`); the counts read
     out after the last step are the spikes summed."""
-    kernels = check_kernels(spec, _kernels(spec, "random"))
+    kernels = spec.kernel_array(_kernels(spec, "random"))
     samples = [_step_inputs(spec, x) for x in _samples(spec, "random")]
     got = _through_front_end(spec, kernels, samples)
     for n, steps_in in enumerate(samples):
