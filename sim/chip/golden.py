@@ -19,7 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from quant.counters import Counters
 from quant.errors import ConfigError
-from quant.fixed import QFormat, shift_right
+from quant.fixed import shift_right
 from quant.lfsr import LFSRStream
 from quant.spec import CoreSpec
 from quant.tables import projection_rom, recip_table, reward_tables, rounding_lfsr
