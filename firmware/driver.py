@@ -102,6 +102,11 @@ class CoreDriver:
             for (i, j), value in np.ndenumerate(w):
                 await self.bus.write(self.map.weight_address(k, i, j), int(value) & WORD_MASK)
 
+    async def load_kernels(self, kernels: np.ndarray) -> None:
+        """Write every tap of the front end's fixed kernels (`[C_out, C_in, k, k]`)."""
+        for (o, c, dy, dx), value in np.ndenumerate(self.spec.kernel_array(kernels)):
+            await self.bus.write(self.map.kernel_address(o, c, dy, dx), int(value) & WORD_MASK)
+
     async def read_weights(self, layer: int) -> np.ndarray:
         n_in, n_out = self.spec.layer_sizes[layer], self.spec.layer_sizes[layer + 1]
         out = np.empty((n_in, n_out), dtype=np.int64)

@@ -283,7 +283,7 @@ def _fpga(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from plasticore.verify import Mismatch, verify
-    from sim.chip.params import initial_weights
+    from sim.chip.params import initial_kernels, initial_weights, load_kernels
     from sim.chip.train import dataset_codes
     from sim.data import load_dataset
 
@@ -291,6 +291,9 @@ def _verify(args: argparse.Namespace) -> int:
     if args.samples < 1:
         raise PlasticoreError(f"--samples must be at least 1, got {args.samples}")
     weights = load_params(args.params, spec)[0] if args.params else initial_weights(spec)
+    kernels = None
+    if spec.conv:
+        kernels = load_kernels(args.params, spec) if args.params else initial_kernels(spec)
     dataset = load_dataset(args.data, seed=0, root=args.data_root)
     x, _ = dataset_codes(spec, dataset)
     n = min(args.samples, len(x))
@@ -304,6 +307,7 @@ def _verify(args: argparse.Namespace) -> int:
         sim=args.sim,
         check_every=args.check_every,
         waves=args.waves,
+        kernels=kernels,
     )
     rows = [
         ["samples", str(report.samples)],

@@ -52,8 +52,11 @@ async def verify_against_golden(dut: object) -> None:
     weights = [job[f"w{k}"] for k in range(len(spec.hidden) + 1)]
     inputs, labels = job["inputs"], job["labels"]
     learn, check_every = bool(job["learn"]), int(job["check_every"])
-    golden = GoldenCore(spec, weights)
+    kernels = job["kernels"] if spec.conv else None
+    golden = GoldenCore(spec, weights, kernels=kernels)
     host = await _driver(dut, spec)
+    if spec.conv:
+        await host.load_kernels(kernels)
     mismatches: list[str] = []
     coverage = {
         "labels": set(),
@@ -149,6 +152,13 @@ async def bus_registers(dut: object) -> None:
         await bus.write(padding, 1)
         assert await bus.read(padding) == 0
     await bus.write(host.map.input_address(spec.inputs - 1), 1)
+    if spec.conv:  # kernel taps: written by the host, never read back
+        await host.load_kernels(job["kernels"])
+        try:
+            await bus.read(host.map.kernel_address(0, 0, 0, 0))
+            raise AssertionError("a kernel read was answered")
+        except BusError:
+            pass
     counters = await host.counters()
     assert all(v == 0 for phase in counters.values() for v in phase.values())
     await host.set_register("ctrl", 1)  # start an inference, then poke while busy

@@ -13,7 +13,7 @@ from quant.errors import PlasticoreError
 from quant.spec import CoreSpec, spec_to_toml
 from rtl.cosim import run_bench
 from rtl.emit import TOP, write_core
-from sim.chip.params import initial_weights
+from sim.chip.params import initial_kernels, initial_weights
 
 BENCH = "plasticore.cosim_bench"
 
@@ -52,12 +52,16 @@ def _prepare(
     labels: np.ndarray,
     learn: bool,
     check_every: int,
+    kernels: np.ndarray | None = None,
 ) -> tuple[Path, dict[str, str]]:
-    """Write the core's Verilog and the bench's job; the bench's environment."""
+    """Write the core's Verilog and the bench's job; the bench's environment. A front end's
+    `kernels` travel in the job: the bench loads them over the bus, as a host does."""
     build.mkdir(parents=True, exist_ok=True)
     source, _ = write_core(spec, build, weights)
     job = build / "job.npz"
     arrays = {f"w{k}": np.asarray(w, dtype=np.int64) for k, w in enumerate(weights)}
+    if spec.conv:
+        arrays["kernels"] = spec.kernel_array(kernels)
     atomic_write(
         job,
         lambda f: np.savez(
@@ -83,7 +87,8 @@ def check_bus(spec: CoreSpec, build_dir: str | Path, sim: str = "verilator") -> 
     build = Path(build_dir)
     weights = initial_weights(spec, "zero")
     empty = np.zeros((1, spec.inputs), dtype=np.int64)
-    source, env = _prepare(spec, weights, build, empty, np.zeros(1), False, 1)
+    kernels = initial_kernels(spec) if spec.conv else None
+    source, env = _prepare(spec, weights, build, empty, np.zeros(1), False, 1, kernels)
     run = run_bench(source, TOP, BENCH, build / sim, sim, env, testcase="bus_registers")
     return run.tests == 1 and run.failures == 0
 
@@ -98,18 +103,20 @@ def verify(
     sim: str = "verilator",
     check_every: int = 1,
     waves: bool = False,
+    kernels: np.ndarray | None = None,
 ) -> VerifyReport:
     """Run `inputs` (codes) through the RTL core and the golden model; compare everything.
 
     With `learn`, each sample is followed by a learning step on its label, and every weight
-    is compared every `check_every` samples and after the last."""
+    is compared every `check_every` samples and after the last. A core with the front end
+    needs its `kernels`."""
     if learn and spec.rule == "none":
         raise PlasticoreError(f"spec {spec.name!r} has rule 'none': verify with learn=False")
     if len(inputs) == 0 or len(inputs) != len(labels):
         raise PlasticoreError("verify needs at least one sample and one label per sample")
     build = Path(build_dir)
     began = time.perf_counter()
-    source, env = _prepare(spec, weights, build, inputs, labels, learn, check_every)
+    source, env = _prepare(spec, weights, build, inputs, labels, learn, check_every, kernels)
     report_path = Path(env["PLASTICORE_REPORT"])
     run = run_bench(
         source, TOP, BENCH, build / sim, sim, env, waves, testcase="verify_against_golden"

@@ -81,6 +81,13 @@ from quant.spec import CoreSpec
 from quant.tables import projection_rom, projection_seed
 from rtl.arith import first_set, lfsr_states, saturate, several, times
 from rtl.bus import DATA_BITS, wishbone
+from rtl.conv import (
+    ConvGeometry,
+    FrontEnd,
+    conv_state_layout,
+    current_layout,
+    kernel_layout,
+)
 from rtl.counters import PerfCounters
 from rtl.drtp import DRTPFactors
 from rtl.emitter import Emitter
@@ -113,6 +120,10 @@ def projection_words(spec: CoreSpec, layer: int) -> list[int]:
         int(sum(int(bit) << n for n, bit in enumerate(word))) for word in padded.reshape(-1, lanes)
     ]
 
+
+# Words the front end's spike queue holds; its walk is held back at `CONV_QUEUE - 4`
+# queued, as up to four more words (one issued, two in its pipeline, one landing) arrive.
+CONV_QUEUE = 8
 
 # ACC pipeline stages: 1 the event arrives, 2 its weight word is addressed, 3 the word
 # arrives and is registered, MAC_IN it enters the MAC.
@@ -201,8 +212,6 @@ class LearningCore(wiring.Component):
     """One learning core for `spec`, weights optionally preloaded (else zero)."""
 
     def __init__(self, spec: CoreSpec, weights: Sequence[np.ndarray] | None = None) -> None:
-        # Every memory list, image, driver and estimate elaborates this core.
-        spec.require_no_conv("the RTL core")
         self.spec = spec
         self.geometry = Geometry(spec)
         self.memory_map = MemoryMap(spec)
@@ -217,6 +226,7 @@ class LearningCore(wiring.Component):
         spec, geo, mmap = self.spec, self.geometry, self.memory_map
         lanes, steps = spec.lanes, spec.time_steps
         layers = geo.layers
+        cg = ConvGeometry.of(spec) if spec.conv else None
         last = len(layers) - 1
         counts = _Counts()
         m.submodules.counters = counters = PerfCounters()
@@ -239,11 +249,13 @@ class LearningCore(wiring.Component):
         inp_r, inp_w = inp.read_port(), inp.write_port(granularity=1)
         # Layer 1's events carry their row's first weight word, not the row: the word is
         # all they address, and no multiplier then follows the list's block RAM. Their
-        # values (input codes, spikes) are never negative: no sign bit.
+        # values (input codes, spikes; behind the front end its spikes) are never negative:
+        # no sign bit.
+        n_list = layers[0].n_in
         event0 = data.StructLayout(
             {"base": address_bits(layers[0].words), "x": unsigned(layers[0].event_bits - 1)}
         )
-        ev_in = memory("events_in", event0, n0)
+        ev_in = memory("events_in", event0, n_list)
         ev_in_r = ev_in.read_port()
         ev_in_w = ev_in.write_port()
         if spec.encoding == "spikes":
@@ -289,6 +301,19 @@ class LearningCore(wiring.Component):
                 rows = projection_words(spec, k)
                 projection_r[k] = memory(f"projection{k}", lanes, len(rows), rows).read_port()
 
+        if spec.conv:
+            m.submodules.front_end = fe = FrontEnd(spec)
+            for name, layout, depth in (
+                ("kernels", kernel_layout(spec), cg.kernel_words),
+                ("conv_currents", current_layout(spec), cg.state_words),
+                ("conv_state", conv_state_layout(spec), cg.state_words),
+            ):
+                self.memories.append(MemoryInfo(name, Shape.cast(layout).width, depth))
+            # The front end's spikes, a word a cycle, into layer 1's event list, one a
+            # cycle: the walk is held back while the queue could overflow (`CONV_QUEUE`).
+            # A word's tag is the first weight word of its lane 0's row j = o H'W' + pos.
+            m.submodules.conv_emitter = conv_emitter = Emitter(lanes, layers[0].words, CONV_QUEUE)
+
         # -- registers -----------------------------------------------------------------------
         busy, done, learn = Signal(), Signal(), Signal()
         label = Signal(address_bits(spec.classes))
@@ -299,11 +324,11 @@ class LearningCore(wiring.Component):
         block = Signal(range(geo.max_blocks + 1))
         event = Signal(range(geo.max_width + 1))
         event_next = Signal(range(geo.max_width + 2))  # event + 1, while a layer accumulates
-        n_ev_in = Signal(range(n0 + 1))
+        n_ev_in = Signal(range(n_list + 1))
         # The events layer 1 accumulates this step: the input list's, or none once an
         # `intensity` current is integrated; a register, so that no step compare reaches
         # the event counters.
-        n_acc_in = Signal(range(n0 + 1))
+        n_acc_in = Signal(range(n_list + 1))
         n_hidden = [Signal(range(geo.max_width + 1), name=f"n_events{n}") for n in range(2)]
         emit_list = Signal()  # the list the emitted neurons go to (hidden layer k: k % 2)
         emit_values = Signal(data.ArrayLayout(signed(spec.act_bits), lanes))  # hard-tanh
@@ -452,6 +477,19 @@ class LearningCore(wiring.Component):
                         ]
                         for n in range(lanes):
                             m.d.comb += weights_w[k].data[n].eq(b_dat[: spec.weight_bits])
+            if spec.conv:
+                # A kernel tap: the host writes it, the core only reads its words.
+                with m.Elif(in_region(b_adr, "kernels")):
+                    off = offset(b_adr, "kernels")
+                    lane, word = off[:lane_bits], off[lane_bits:]
+                    m.d.comb += write_ok.eq(~busy & b_we)
+                    with m.If(b_we & ~busy & (word < cg.kernel_words) & (lane < lanes)):
+                        m.d.comb += [
+                            fe.kernel_w_addr.eq(word),
+                            fe.kernel_w_en.eq(Const(1, lanes) << lane),
+                        ]
+                        for n in range(lanes):
+                            m.d.comb += fe.kernel_w_data[n].eq(b_dat[: spec.kernel_bits])
             m.d.sync += [bus.dat_r.eq(read_value), bus.ack.eq(write_ok), bus.err.eq(~write_ok)]
 
         # -- datapath units ----------------------------------------------------------------
@@ -480,7 +518,7 @@ class LearningCore(wiring.Component):
         q_valid, q_word = Signal(), Signal(range(in_words))
         q_x = Signal(data.ArrayLayout(spec.input_bits, per_word))
         h_mask = Signal(per_word)  # the lanes to append
-        h_base = Signal(range(layers[0].words))  # the first weight word of the word's inputs
+        h_base = Signal(range(max(layers[0].words, in_words)))  # see the head's load below
         h_x = Signal(data.ArrayLayout(spec.input_bits, per_word))  # `intensity`: the inputs
         enc_busy = Signal()
         m.d.comb += enc_busy.eq(enc_on | p_valid | q_valid | h_mask.any())
@@ -499,13 +537,26 @@ class LearningCore(wiring.Component):
         pf_filling = Cat(*(pf_live[s] for s in range(1, pf_at))).any()  # before the output
         active_blocks = Signal(geo.max_blocks)
         proj_lfsr = Signal(spec.lfsr_width)
-        row, row_block = Signal(range(geo.max_width + 1)), Signal(range(geo.max_width + 1))
+
+        # The rows a layer's learning scan steps through: its presynaptic neurons, or behind
+        # the front end, layer 1's in the order of the conv state words (§5), L a word,
+        # padding lanes included (they never fire, so are never visited).
+        def scan_rows(k: int) -> int:
+            return cg.state_words * lanes if k == 0 and spec.conv else layers[k].n_in
+
+        def scanned(k: int) -> bool:
+            """Layer k's activity is read from a state memory word by word (`scan_addr`)."""
+            return k > 0 or spec.conv
+
+        rows_max = max(geo.max_width, scan_rows(0))
+        row, row_block = Signal(range(rows_max + 1)), Signal(range(rows_max + 1))
         row_lane = Signal(range(lanes))
+        row_channel = Signal(range(cg.blocks * lanes)) if spec.conv else None  # o of row
         # Who reads each state memory (the PF and SCAN/VISIT phases, PRED) and, for the
         # activity scan, which word: registers, set by the sequencer's transitions, so that
         # the memories' wide address nets follow registers through a multiplexer only.
         pf_phase = [Signal(name=f"pf_phase{k}") for k in range(len(layers))]
-        scan_phase = {k: Signal(name=f"scan_phase{k}") for k in range(1, len(layers))}
+        scan_phase = {k: Signal(name=f"scan_phase{k}") for k in range(len(layers)) if scanned(k)}
         pred_phase = Signal()
         visit_phase = [Signal(name=f"visit_phase{k}") for k in range(len(layers))]
         leave_to_drain = [Signal(name=f"leave{k}_to_drain") for k in range(len(layers))]
@@ -549,17 +600,20 @@ class LearningCore(wiring.Component):
         def activity_of(k: int, ahead: int = 0) -> object:
             """A_k,i of the row whose activity data arrived this cycle (§2): row i, or i + 1
             while visiting row i."""
-            if k == 0:
+            if not scanned(k):
                 if spec.encoding == "spikes":
                     return input_lane(cnt_r.data, act_lane)
                 x = input_lane(inp_r.data, act_lane)
                 return times(x, steps) if spec.spiking else x
-            word = state_r[k - 1].data
+            if k == 0:  # behind the front end: its neurons' spike counts
+                word, value = fe.counts, lambda n: n
+            else:
+                word, value = state_r[k - 1].data, functools.partial(output_of, spec)
             if lanes == 1:
-                return output_of(spec, word[0])
+                return value(word[0])
             lane = Signal(range(lanes), name=f"activity_lane{k}_{ahead}")
             m.d.comb += lane.eq(lane_of(ahead))
-            return output_of(spec, word[lane])
+            return value(word[lane])
 
         def lane_of(ahead: int) -> Value:
             """The lane of row i + `ahead` in its state word."""
@@ -576,7 +630,7 @@ class LearningCore(wiring.Component):
 
         def activity_addr(k: int, ahead: int) -> list:
             """Layer 1: point the activity read at input i + `ahead` (ahead ≤ 2)."""
-            if k > 0:
+            if scanned(k):
                 return []  # `scan_addr`, set a cycle ahead by `activity_next`
             ports = [inp_r] + ([cnt_r] if spec.encoding == "spikes" else [])
             at = row + ahead
@@ -586,7 +640,7 @@ class LearningCore(wiring.Component):
         def activity_next(k: int, ahead: int, further: Value | None = None) -> list:
             """Layers above 1: next cycle the activity read is of row i + `ahead` (of the row
             as it is now), or of the row after that where `further`."""
-            if k == 0:
+            if not scanned(k):
                 return []
             target = (
                 block_of(ahead)
@@ -596,16 +650,23 @@ class LearningCore(wiring.Component):
             return [scan_addr.eq(target)]
 
         def move_row(k: int, by: int) -> None:
-            m.d.sync += [
-                row.eq(row + by),
-                row_base.eq(row_base + by * layers[k].blocks),
-                row_block.eq(block_of(by)),
-                row_lane.eq(lane_of(by)),
-            ]
+            m.d.sync += [row.eq(row + by), row_block.eq(block_of(by)), row_lane.eq(lane_of(by))]
+            if k > 0 or not spec.conv:
+                m.d.sync += row_base.eq(row_base + by * layers[k].blocks)
+                return
+            # Behind the front end row j = o H'W' + pos moves to the next channel o, or past
+            # the last (padding included) to channel 0 of the next position.
+            b1, positions, width = layers[0].blocks, cg.rows * cg.cols, cg.blocks * lanes
+            channel, step = row_channel + by, by * positions * b1
+            for wraps in range(1, by // width + 2):
+                wrapped = row_channel + by >= wraps * width
+                channel = Mux(wrapped, row_channel + by - wraps * width, channel)
+                step = Mux(wrapped, ((by - wraps * width) * positions + wraps) * b1, step)
+            m.d.sync += [row_channel.eq(channel), row_base.eq(row_base + step)]
 
         def advance_row(k: int) -> None:
             """Move to the next presynaptic row, or drain the layer after the last one."""
-            with m.If(row == layers[k].n_in - 1):
+            with m.If(row == scan_rows(k) - 1):
                 m.next = f"DRAIN_{k}"
             with m.Else():
                 move_row(k, 1)
@@ -637,11 +698,18 @@ class LearningCore(wiring.Component):
 
         def start_scan() -> None:
             m.d.sync += [enc_on.eq(1), enc_word.eq(0), n_ev_in.eq(0), n_acc_in.eq(0)]
+            if spec.conv:
+                m.d.sync += fe.rewind.eq(1)  # the front end's input events start anew
 
         def enter_step() -> None:
+            if spec.conv:  # layer 1's events are this step's conv spikes
+                m.d.sync += [n_ev_in.eq(0), n_acc_in.eq(0)]
             if spec.encoding == "spikes":
                 start_scan()
-            enter_layer(0)
+            if spec.conv:
+                m.next = "FRONT"
+            else:
+                enter_layer(0)
 
         def enter_learning(k: int) -> None:
             m.d.sync += [block.eq(0), active_blocks.eq(0), pf_phase[k].eq(1)]
@@ -660,7 +728,7 @@ class LearningCore(wiring.Component):
         def step_done() -> None:
             """After the last layer of a step: the next step or the output."""
             m.d.sync += [t.eq(t + 1), block.eq(0), pred_class.eq(0)]
-            if spec.encoding == "intensity" and spec.spiking:
+            if spec.encoding == "intensity" and spec.spiking and not spec.conv:
                 m.d.sync += n_acc_in.eq(0)  # layer 1's current integrated once
             with m.If(t == steps - 1):
                 m.d.sync += pred_phase.eq(1)
@@ -708,6 +776,8 @@ class LearningCore(wiring.Component):
         # -- the sequencer -------------------------------------------------------------------
         for pipe in pipes:
             m.d.sync += [pipe.word[1].eq(0), pipe.end[1].eq(0)]  # set by ACC_k when it issues
+        if spec.conv:
+            m.d.sync += fe.rewind.eq(0)  # set by `start_scan`
         with m.FSM(name="sequencer") as fsm:
             with m.State("IDLE"), m.If(start):
                 m.d.sync += [
@@ -718,7 +788,18 @@ class LearningCore(wiring.Component):
                     t.eq(0),
                 ]
                 start_scan()
-                enter_layer(0)
+                if spec.conv:
+                    m.next = "FRONT"
+                else:
+                    enter_layer(0)
+
+            if spec.conv:
+                # The step's input events are in the front end (its currents final): its
+                # neurons update, and their spikes fill layer 1's list behind ACC_0.
+                with m.State("FRONT"), m.If(~enc_busy & ~fe.busy):
+                    clear = (t == steps - 1) if spec.encoding == "intensity" else 1
+                    m.d.comb += [fe.step.eq(1), fe.first.eq(t == 0), fe.clear.eq(clear)]
+                    enter_layer(0)
 
             for k, layer in enumerate(layers):
                 ev_r = ev_in_r if k == 0 else hidden_events[(k - 1) % 2][0]
@@ -726,7 +807,12 @@ class LearningCore(wiring.Component):
                 # A layer's input list is complete once the scan, or the layer below, has
                 # nothing in flight and nothing pending; until then block 0 streams the events
                 # already written.
-                complete = ~enc_busy if k == 0 else drained(k - 1) & emitter.empty
+                if k > 0:
+                    complete = drained(k - 1) & emitter.empty
+                elif spec.conv:
+                    complete = ~fe.busy & conv_emitter.empty
+                else:
+                    complete = ~enc_busy
                 # Hard-tanh keeps the values of one block to append: a block of a layer that
                 # appends starts once the previous one is appended.
                 free = 1 if spec.spiking or k == last else drained(k) & emitter.empty
@@ -803,12 +889,14 @@ class LearningCore(wiring.Component):
                     with m.Elif(~pf_filling):  # the last block's factors are written this cycle
                         m.d.sync += [row.eq(0), row_block.eq(0), row_lane.eq(0), row_base.eq(0)]
                         m.d.sync += pf_phase[k].eq(0)
-                        if k > 0:  # the state of the layer below is scanned from row 0
+                        if k == 0 and spec.conv:
+                            m.d.sync += row_channel.eq(0)
+                        if scanned(k):  # the state of the layer below is scanned from row 0
                             m.d.sync += [scan_phase[k].eq(1), scan_addr.eq(0)]
                         m.next = f"SCAN_INIT_{k}"
                 # With `intensity` encoding the input event list holds exactly the active
                 # input rows, in order: layer 1 walks it instead of scanning every input.
-                listed = k == 0 and spec.encoding == "intensity"
+                listed = not scanned(k) and spec.encoding == "intensity"
                 with m.State(f"SCAN_INIT_{k}"):
                     if listed:
                         m.d.comb += ev_in_r.addr.eq(0)
@@ -848,8 +936,9 @@ class LearningCore(wiring.Component):
                 # The layer's last visits are written back before the next layer (or the
                 # host) reads what they write.
                 with m.State(f"DRAIN_{k}"), m.If(~Cat(*visiting[k].values()).any()):
-                    if k > 0:
+                    if scanned(k):
                         m.d.sync += scan_phase[k].eq(0)
+                    if k > 0:
                         enter_learning(k - 1)
                     else:
                         m.next = "DONE"
@@ -862,7 +951,7 @@ class LearningCore(wiring.Component):
         # sequencer's state: the visit's enables are the sequencer's longest paths.
         for k in reversed(range(len(layers)) if learning else ()):
             layer = layers[k]
-            listed = k == 0 and spec.encoding == "intensity"
+            listed = not scanned(k) and spec.encoding == "intensity"
             with m.If(visit_phase[k]):
                 m.d.comb += weights_r[k].addr.eq(row_base + next_block)
                 m.d.sync += [
@@ -890,13 +979,13 @@ class LearningCore(wiring.Component):
                     with m.If(row_ends):
                         m.d.comb += activity_addr(k, ahead=2)
                         a = activity_of(k, ahead=1)
-                        with m.If(row == layer.n_in - 1):
+                        with m.If(row == scan_rows(k) - 1):
                             m.d.comb += leave_to_drain[k].eq(1)
                         with m.Elif(a != 0):
                             move_row(k, 1)
                             m.d.sync += [activity.eq(a), *visit_row()]
                             m.d.sync += activity_next(k, 2, ~several(active_blocks))
-                        with m.Elif(row == layer.n_in - 2):
+                        with m.Elif(row == scan_rows(k) - 2):
                             m.d.comb += leave_to_drain[k].eq(1)
                         with m.Else():
                             move_row(k, 2)
@@ -912,9 +1001,10 @@ class LearningCore(wiring.Component):
         for k in range(len(layers)):
             with m.If(pf_phase[k]):
                 m.d.comb += state_r[k].addr.eq(block)
-            if k > 0:
+            if k in scan_phase:
                 with m.If(scan_phase[k]):
-                    m.d.comb += state_r[k - 1].addr.eq(scan_addr)
+                    addr = state_r[k - 1].addr if k > 0 else fe.count_addr
+                    m.d.comb += addr.eq(scan_addr)
         with m.If(pred_phase):
             m.d.comb += state_r[last].addr.eq(block)
 
@@ -935,7 +1025,13 @@ class LearningCore(wiring.Component):
         q_real = Mux(q_last, (1 << in_tail) - 1, (1 << per_word) - 1)
         q_mask = Signal(per_word)
         stall = Signal()
-        m.d.comb += stall.eq(q_valid & q_mask.any() & several(h_mask))
+        # The head's lowest event leaves when its consumer takes it: the list at once, the
+        # front end when `ready`. The head is free for Q's word once it has nothing left.
+        accept = fe.ready if spec.conv else 1
+        head_free = ~several(h_mask)
+        if spec.conv:
+            head_free &= accept | ~h_mask.any()
+        m.d.comb += stall.eq(q_valid & q_mask.any() & ~head_free)
         leaves = q_valid & ~stall
         if spec.encoding == "intensity":
             m.d.comb += q_mask.eq(Cat(*(q_x[n] != 0 for n in range(per_word))) & q_real)
@@ -980,14 +1076,24 @@ class LearningCore(wiring.Component):
         _, h_lane = first_set(h_mask)
         with m.If(h_mask.any()):
             x = 1 if spec.encoding == "spikes" else input_lane(h_x, h_lane)
-            lane_base = Array(n * layers[0].blocks for n in range(per_word))[h_lane]
-            append_event(ev_in_w, n_ev_in, base=h_base + lane_base, x=x)
-            m.d.sync += n_acc_in.eq(n_acc_in + 1)
-        with m.If(leaves & ~several(h_mask)):
-            m.d.sync += [h_mask.eq(q_mask), h_base.eq(times(q_word, per_word * layers[0].blocks))]
+            if spec.conv:  # the event enters the front end, by its input row
+                m.d.comb += [
+                    fe.start.eq(1),
+                    fe.row.eq(times(h_base, per_word) + h_lane),
+                    fe.value.eq(x),
+                ]
+            else:
+                lane_base = Array(n * layers[0].blocks for n in range(per_word))[h_lane]
+                append_event(ev_in_w, n_ev_in, base=h_base + lane_base, x=x)
+                m.d.sync += n_acc_in.eq(n_acc_in + 1)
+        with m.If(leaves & head_free):
+            # The head's word: behind the front end its index, else its first input's row
+            # base in layer 1's weights.
+            word_base = q_word if spec.conv else times(q_word, per_word * layers[0].blocks)
+            m.d.sync += [h_mask.eq(q_mask), h_base.eq(word_base)]
             if spec.encoding == "intensity":
                 m.d.sync += h_x.eq(q_x)
-        with m.Else():
+        with m.Elif(accept):
             m.d.sync += h_mask.eq(h_mask & (h_mask - 1)[:per_word])
 
         pushes = []  # per hidden layer: (update lands, its fired lanes, its block)
@@ -1041,7 +1147,7 @@ class LearningCore(wiring.Component):
                 current = Signal(data.ArrayLayout(signed(spec.acc_bits), lanes), name=f"i{k}")
                 for n in range(lanes):
                     summed = saturate(macs[k].sums[n], spec.acc_bits)
-                    if k == 0 and spec.encoding == "intensity":
+                    if k == 0 and spec.encoding == "intensity" and not spec.conv:
                         summed = Mux(t == 0, summed, state_r[k].data[n].i1)
                     m.d.comb += current[n].eq(summed)
                 m.d.comb += [
@@ -1084,6 +1190,40 @@ class LearningCore(wiring.Component):
                 for n, (_, ev_w) in enumerate(hidden_events):
                     with m.If(emit_list == n):
                         append_event(ev_w, n_hidden[n], row=emitter.neuron, x=x)
+        if spec.conv:
+            # The front end's spikes: a walk word's fired lanes to the queue, tagged with
+            # the row base of its lane 0; one event a cycle to layer 1's list (§3: row
+            # j = o H'W' + pos, base j · blocks).
+            b1, positions = layers[0].blocks, cg.rows * cg.cols
+            m.d.comb += [
+                conv_emitter.push.eq(fe.fired_valid),
+                conv_emitter.fired.eq(fe.fired),
+                conv_emitter.block.eq(times(fe.pos, b1) + times(fe.block, lanes * positions * b1)),
+                fe.hold.eq(conv_emitter.queued > CONV_QUEUE - 4),
+            ]
+            with m.If(conv_emitter.valid):
+                lane_base = Array(n * positions * b1 for n in range(lanes))[conv_emitter.lane]
+                append_event(ev_in_w, n_ev_in, base=conv_emitter.tag + lane_base, x=1)
+                m.d.sync += n_acc_in.eq(n_acc_in + 1)
+            tail = cg.outputs - (cg.blocks - 1) * lanes
+            r = Mux(fe.block == cg.blocks - 1, tail, lanes)
+            taps = fe.taps
+            counts.add(
+                fe.kernel_read,
+                "inference",
+                syn_ops=taps,
+                adds=taps,
+                mults=taps if cg.multi_bit else 0,
+                weight_reads=1,
+            )
+            counts.add(
+                fe.fired_valid,
+                "inference",
+                state_reads=r,
+                state_writes=r,
+                adds=3 * r,
+                compares=r,
+            )
         counts.add(cand_valid & (cand_class != 0), "inference", compares=1)
         if gated:
             counts.add(cand_valid & learn, "learning", compares=1)

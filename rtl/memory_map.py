@@ -12,6 +12,7 @@ from functools import cached_property
 
 from quant.counters import KINDS, PHASES
 from quant.spec import CoreSpec, spec_to_toml
+from rtl.conv import ConvGeometry
 from rtl.geometry import Geometry, address_bits
 
 IDENT = 0x504C4352  # "PLCR"
@@ -88,6 +89,11 @@ class MemoryMap:
         for k, layer in enumerate(Geometry(spec).layers):
             size = layer.n_in << (self.block_bits(k) + self.lane_bits)
             wanted.append((f"weights{k}", size, "rw", f"W_{k + 1}[i, j] (see weight_address)"))
+        if spec.conv:
+            size = ConvGeometry.of(spec).kernel_words << self.lane_bits
+            wanted.append(
+                ("kernels", size, "w", "front-end taps K[o, c, dy, dx] (see kernel_address)")
+            )
         regions, cursor = [], 0
         for name, size, access, doc in wanted:
             size = 1 << (size - 1).bit_length()
@@ -111,6 +117,14 @@ class MemoryMap:
         lanes = self.spec.lanes
         offset = ((i << self.block_bits(layer)) | (j // lanes)) << self.lane_bits | (j % lanes)
         return self.region(f"weights{layer}").base + offset
+
+    def kernel_address(self, o: int, c: int, dy: int, dx: int) -> int:
+        """Bus address of the front end's tap `K[o, c, dy, dx]`: its kernel word (§5), lane
+        o % lanes. The core only reads the kernels: the host writes them, and may not read
+        them back."""
+        lanes = self.spec.lanes
+        word = ConvGeometry.of(self.spec).kernel_address(c, dy, dx, o // lanes)
+        return self.region("kernels").base + (word << self.lane_bits | o % lanes)
 
     def output_address(self, c: int) -> int:
         lanes = self.spec.lanes
