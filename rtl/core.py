@@ -1093,7 +1093,7 @@ class LearningCore(wiring.Component):
             m.d.sync += [h_mask.eq(q_mask), h_base.eq(word_base)]
             if spec.encoding == "intensity":
                 m.d.sync += h_x.eq(q_x)
-        with m.Elif(accept):
+        with m.Elif(accept) if spec.conv else m.Else():
             m.d.sync += h_mask.eq(h_mask & (h_mask - 1)[:per_word])
 
         pushes = []  # per hidden layer: (update lands, its fired lanes, its block)

@@ -2,6 +2,7 @@
 saturation, rounding and padding path of the core is reached within a few samples."""
 
 import itertools
+from dataclasses import replace
 from collections.abc import Callable
 
 import numpy as np
@@ -76,3 +77,31 @@ def random_specs(count: int, keep: Callable[[CoreSpec], bool]) -> list[CoreSpec]
     of core it needs, not seeds that happen to be of that kind."""
     specs = (random_spec(seed) for seed in itertools.count())
     return list(itertools.islice(filter(keep, specs), count))
+
+
+def random_conv_spec(seed: int) -> CoreSpec:
+    """A random core with the convolutional front end: the first LIF `random_spec` from
+    `seed` on, behind a random image, kernel, stride and channel count; the accumulator
+    widened where the largest conv current needs it."""
+    base = next(s for s in map(random_spec, itertools.count(seed)) if s.spiking)
+    rng = np.random.default_rng([seed, 2])
+
+    def between(low: int, high: int) -> int:
+        return int(rng.integers(low, high + 1))
+
+    shape = (between(1, 2), between(3, 7), between(3, 7))
+    kernel, kernel_bits = between(1, min(shape[1:] + (4,))), between(2, 5)
+    top = 1 if base.encoding == "spikes" else (1 << base.input_bits) - 1
+    largest = shape[0] * kernel**2 * top << (kernel_bits - 1)
+    return replace(
+        base,
+        name=f"random_conv{seed}",
+        inputs=shape[0] * shape[1] * shape[2],
+        image_shape=shape,
+        conv_channels=between(1, 6),
+        conv_kernel=kernel,
+        conv_stride=between(1, 2),
+        conv_threshold=between(1, max(1, min(largest // 8, (1 << (base.membrane_bits - 1)) - 1))),
+        kernel_bits=kernel_bits,
+        acc_bits=max(base.acc_bits, 1 + (largest - 1).bit_length()),
+    )
