@@ -11,7 +11,9 @@ counter and weight with the golden model:
 - cycles per sample measured in the RTL against the ideal of the spec (synaptic
   operations ÷ lanes) for inference alone and for inference followed by learning;
 - one full epoch of on-chip learning (1,437 images) in Verilator, weights compared every
-  `EPOCH_CHECK` samples and after the last, timed end to end including the build.
+  `EPOCH_CHECK` samples and after the last, timed end to end including the build;
+- the same cycles for the core with the convolutional front end (`configs/digits_conv.toml`,
+  kernels of seed 0 loaded over the bus).
 """
 
 import argparse
@@ -26,11 +28,13 @@ from plasticore.verify import VerifyReport, verify
 from quant.atomic import atomic_write_json, atomic_write_text
 from quant.spec import load_spec
 from rtl.simulators import SimulatorMissing, simulator_env
-from sim.chip.params import initial_weights
+from sim.chip.params import initial_kernels, initial_weights
 from sim.chip.train import dataset_codes
 from sim.data import load_dataset
 
-SPEC = Path(__file__).parents[1] / "configs" / "digits.toml"
+CONFIGS = Path(__file__).parents[1] / "configs"
+SPEC = CONFIGS / "digits.toml"
+CONV_SPEC = CONFIGS / "digits_conv.toml"
 EPOCH_CHECK = 100
 
 
@@ -43,6 +47,7 @@ class Case:
     samples: int
     learn: bool
     check_every: int
+    spec: Path = SPEC
 
 
 def cases(quick: bool, train_size: int) -> list[Case]:
@@ -51,6 +56,7 @@ def cases(quick: bool, train_size: int) -> list[Case]:
         Case("speed-verilator", "verilator", speed, True, speed),
         Case("speed-icarus", "icarus", max(2, speed // 8), True, speed),
         Case("inference-only", "verilator", speed, False, speed),
+        Case("conv-front-end", "verilator", speed, True, speed, CONV_SPEC),
     ]
     if not quick:
         chosen.append(Case("epoch", "verilator", train_size, True, EPOCH_CHECK))
@@ -61,6 +67,7 @@ def summarise(case: Case, report: VerifyReport, wall: float) -> dict:
     cycles = sum(report.rtl_counters[p]["cycles"] for p in ("inference", "learning"))
     row = {
         "case": case.name,
+        "spec": report.spec.name,
         "sim": case.sim,
         "learn": case.learn,
         "samples": report.samples,
@@ -85,7 +92,7 @@ def summarise(case: Case, report: VerifyReport, wall: float) -> dict:
 
 def markdown(rows: list[dict]) -> str:
     headers = [
-        "case", "sim", "samples", "mismatches", "build s", "sim s", "samples/s", "cycles/s",
+        "case", "spec", "sim", "samples", "mismatches", "build s", "sim s", "samples/s", "cycles/s",
         "inference cycles (ideal, util.)", "learning cycles (ideal, util.)",
     ]  # fmt: skip
 
@@ -99,8 +106,9 @@ def markdown(rows: list[dict]) -> str:
 
     table = [
         [
-            r["case"], r["sim"], str(r["samples"]), str(r["mismatches"]), f"{r['build_s']:.0f}",
-            f"{r['sim_s']:.0f}", f"{r['samples_per_s']:.2f}", f"{r['cycles_per_s']:,}",
+            r["case"], r["spec"], r["sim"], str(r["samples"]), str(r["mismatches"]),
+            f"{r['build_s']:.0f}", f"{r['sim_s']:.0f}", f"{r['samples_per_s']:.2f}",
+            f"{r['cycles_per_s']:,}",
             phase(r, "inference"), phase(r, "learning"),
         ]
         for r in rows
@@ -111,7 +119,7 @@ def markdown(rows: list[dict]) -> str:
 def render(result: dict) -> str:
     """The results page: the table and how to read it."""
     return (
-        f"# Co-simulation: RTL core against the golden model ({result['spec']} spec)\n\n"
+        "# Co-simulation: RTL core against the golden model\n\n"
         "Produced by `python -m benchmarks.cosim` on two cores. Every run compares the "
         "prediction, outputs and every hardware counter except cycles after each sample, "
         "and every weight every "
@@ -139,13 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=None, help="build directory (default: temporary)")
     args = parser.parse_args(argv)
 
-    spec = load_spec(SPEC)
     dataset = load_dataset("digits", seed=0)
-    x, _ = dataset_codes(spec, dataset)
-    weights = initial_weights(spec)
     work = Path(args.work or tempfile.mkdtemp(prefix="plasticore-cosim-"))
     rows = []
-    for case in cases(args.quick, len(x)):
+    for case in cases(args.quick, len(dataset.y_train)):
+        spec = load_spec(case.spec)
+        x, _ = dataset_codes(spec, dataset)
         try:
             simulator_env(case.sim)
         except SimulatorMissing as missing:
@@ -155,19 +162,21 @@ def main(argv: list[str] | None = None) -> int:
         began = time.perf_counter()
         report = verify(
             spec,
-            weights,
+            initial_weights(spec),
             x[: case.samples],
             dataset.y_train[: case.samples],
             work / case.name,
             learn=case.learn,
             sim=case.sim,
             check_every=case.check_every,
+            kernels=initial_kernels(spec) if spec.conv else None,
         )
         rows.append(summarise(case, report, time.perf_counter() - began))
         print(markdown(rows[-1:]), file=sys.stderr)
     out = Path(args.out)
     stem = "cosim-quick" if args.quick else "cosim"
-    result = {"spec": spec.name, "lanes": spec.lanes, "epoch_check_every": EPOCH_CHECK}
+    lanes = load_spec(SPEC).lanes
+    result = {"lanes": lanes, "epoch_check_every": EPOCH_CHECK}
     result["runs"] = rows
     atomic_write_json(out / f"{stem}.json", result)
     atomic_write_text(out / f"{stem}.md", render(result))

@@ -9,7 +9,14 @@ states, so each state touches its own layer's memories without run-time muxes):
                    run on all its lanes) go through a priority encoder into the input event
                    list, one a cycle, lowest first, the scan stalling only while a word waits
                    for them. ACC_0's block 0 streams the list as it grows, as a hidden layer's
-                   block 0 does: the scan shows only where it outlasts block 0's words
+                   block 0 does: the scan shows only where it outlasts block 0's words.
+                   With the convolutional front end the events go into it instead
+    FRONT          with the front end, each step: once its input events are in (under
+                   `intensity` only at t = 1, their currents kept), its neurons update a
+                   word of L channels a cycle (`rtl/conv.py`); their spikes queue (the walk
+                   held back while the queue could overflow) and enter layer 1's event list
+                   one a cycle, behind which ACC_0 streams as above. Layer 1's learning
+                   scan reads the conv neurons' spike counts word by word (§5's order)
     ACC_k          issue the layer's weight words, block after block of L neurons with no gap:
                    every event of the input list for block 0, then for block 1, …; a layer
                    with no events (layer 1 after t = 1 under `intensity`) issues one block per
@@ -27,8 +34,14 @@ states, so each state touches its own layer's memories without run-time muxes):
                    starts as soon as layer k has issued its last block; its block 0 follows
                    the list as it grows and ends once layer k has nothing in flight or
                    waiting. Hard-tanh holds one block's values: its blocks wait for the
-                   previous block's append. A step ends when the output layer's last update
-                   is written
+                   previous block's append
+    HANDOVER/PASS  with hidden layers the output layer's ACC has an issuer of its own: at the
+                   last block of the layer below, step t goes to it once it has issued step
+                   t − 1 (HANDOVER); once that layer's list is complete (PASS) the sequencer
+                   goes on with step t + 1, whose spikes fill the output layer's other list
+                   (two, by step parity) while it accumulates step t. FINISH waits for the
+                   output layer's last update of the window. Without hidden layers ACC_0
+                   ends each step
     PRED_*         arg-max of the output (count, then window current, then lower index): a
                    class read a cycle, compared with the best so far the cycle after
     PF_k           learning, k = K … 1: one word of post factors per cycle (DRTP or LFP unit,
@@ -264,13 +277,17 @@ class LearningCore(wiring.Component):
             phase_r, phase_w = phase_mem.read_port(), phase_mem.write_port()
             cnt_mem = memory("input_counts", data.ArrayLayout(geo.count_bits, per_word), in_words)
             cnt_r, cnt_w = cnt_mem.read_port(), cnt_mem.write_port()
+        # The hidden layers' event lists: layer k + 1 (1 ≤ k < K − 1) reads list k − 1 mod 2;
+        # the output layer, which accumulates step t while the layers below run step t + 1,
+        # reads one of two lists of its own (`outer` + step parity).
         hidden_events = []
+        outer = min(2, last - 1) if last > 1 else 0
         if last > 0:
             width = max(spec.hidden)
             x_bits = max(layer.event_bits for layer in layers[1:])
-            layout = data.StructLayout({"row": address_bits(width), "x": signed(x_bits)})
-            for n in range(min(2, last)):
-                mem = memory(f"events{n}", layout, width)
+            event_layout = data.StructLayout({"row": address_bits(width), "x": signed(x_bits)})
+            for n in range(outer + 2):
+                mem = memory(f"events{n}", event_layout, width)
                 hidden_events.append((mem.read_port(), mem.write_port()))
         # Each weight memory's read data is registered (`words`) before any use: the block
         # RAM's output is slow.
@@ -329,8 +346,18 @@ class LearningCore(wiring.Component):
         # `intensity` current is integrated; a register, so that no step compare reaches
         # the event counters.
         n_acc_in = Signal(range(n_list + 1))
-        n_hidden = [Signal(range(geo.max_width + 1), name=f"n_events{n}") for n in range(2)]
-        emit_list = Signal()  # the list the emitted neurons go to (hidden layer k: k % 2)
+        n_hidden = [
+            Signal(range(geo.max_width + 1), name=f"n_events{n}")
+            for n in range(max(2, len(hidden_events)))
+        ]
+        emit_list = Signal(range(max(2, len(hidden_events))))  # where emitted neurons go
+        step_parity = Signal()  # t mod 2: which of its lists the output layer's input fills
+        # The output layer's issuer (with hidden layers): the step it accumulates, its list,
+        # whether that list is complete, and where it is in it.
+        out_active, out_list, out_complete, out_first = Signal(), Signal(), Signal(), Signal()
+        out_block = Signal(range(geo.max_blocks + 1))
+        out_event = Signal(range(geo.max_width + 1))
+        out_event_next = Signal(range(geo.max_width + 2))
         emit_values = Signal(data.ArrayLayout(signed(spec.act_bits), lanes))  # hard-tanh
         m.d.comb += self.done.eq(done)
 
@@ -692,7 +719,7 @@ class LearningCore(wiring.Component):
 
         def enter_layer(k: int) -> None:
             m.d.sync += [block.eq(0), event.eq(0), event_next.eq(1)]
-            if k < last:
+            if k < last - 1:  # the output layer's lists are emptied as it finishes them
                 m.d.sync += n_hidden[k % 2].eq(0)
             m.next = f"ACC_{k}"
 
@@ -725,16 +752,15 @@ class LearningCore(wiring.Component):
             """Layer k has no word, block end or neuron update in flight."""
             return ~pipes[k].busy()
 
-        def step_done() -> None:
-            """After the last layer of a step: the next step or the output."""
-            m.d.sync += [t.eq(t + 1), block.eq(0), pred_class.eq(0)]
+        def next_step() -> None:
+            m.d.sync += [t.eq(t + 1), step_parity.eq(~step_parity)]
             if spec.encoding == "intensity" and spec.spiking and not spec.conv:
                 m.d.sync += n_acc_in.eq(0)  # layer 1's current integrated once
-            with m.If(t == steps - 1):
-                m.d.sync += pred_phase.eq(1)
-                m.next = "PRED_ADDR"
-            with m.Else():
-                enter_step()
+            enter_step()
+
+        def to_prediction() -> None:
+            m.d.sync += [t.eq(t + 1), block.eq(0), pred_class.eq(0), pred_phase.eq(1)]
+            m.next = "PRED_ADDR"
 
         key_bits = geo.count_bits + 1 if spec.spiking else spec.act_bits
         pred_lane = Signal(range(lanes))
@@ -786,6 +812,7 @@ class LearningCore(wiring.Component):
                     learn.eq(b_dat[CTRL_BITS["learn"]] & int(learning)),
                     in_learning.eq(0),
                     t.eq(0),
+                    step_parity.eq(0),
                 ]
                 start_scan()
                 if spec.conv:
@@ -802,6 +829,8 @@ class LearningCore(wiring.Component):
                     enter_layer(0)
 
             for k, layer in enumerate(layers):
+                if k == last and last > 0:
+                    continue  # the output layer issues on its own, below
                 ev_r = ev_in_r if k == 0 else hidden_events[(k - 1) % 2][0]
                 n_events = n_acc_in if k == 0 else n_hidden[(k - 1) % 2]
                 # A layer's input list is complete once the scan, or the layer below, has
@@ -832,14 +861,44 @@ class LearningCore(wiring.Component):
                             ]
                             with m.If(closing):
                                 m.d.sync += [event.eq(0), event_next.eq(1), block.eq(block + 1)]
-                                if k < last:
+                                if k < last - 1:
                                     with m.If(block == layer.blocks - 1):
                                         enter_layer(k + 1)
+                                elif k == last - 1:
+                                    with m.If(block == layer.blocks - 1):
+                                        m.next = "HANDOVER"
                             with m.Else():
                                 m.d.sync += [event.eq(event_next), event_next.eq(event_next + 1)]
-                    if k == last:
+                    if k == last:  # a core without hidden layers: ACC_0 ends the step
                         with m.Elif(drained(k)):
-                            step_done()
+                            with m.If(t == steps - 1):
+                                to_prediction()
+                            with m.Else():
+                                next_step()
+
+            if last > 0:
+                # The output layer's step t goes to its issuer as soon as the issuer has
+                # finished step t − 1; once the list below is complete, the layers below go
+                # on with step t + 1 (filling the other list) while it accumulates step t.
+                with m.State("HANDOVER"), m.If(~out_active):
+                    m.d.sync += [
+                        out_active.eq(1),
+                        out_list.eq(step_parity),
+                        out_complete.eq(0),
+                        out_block.eq(0),
+                        out_event.eq(0),
+                        out_event_next.eq(1),
+                        out_first.eq(t == 0),
+                    ]
+                    m.next = "PASS"
+                with m.State("PASS"), m.If(drained(last - 1) & emitter.empty):
+                    m.d.sync += out_complete.eq(1)
+                    with m.If(t == steps - 1):
+                        m.next = "FINISH"
+                    with m.Else():
+                        next_step()
+                with m.State("FINISH"), m.If(~out_active & drained(last)):
+                    to_prediction()
 
             with m.State("PRED_ADDR"):
                 m.d.sync += pred_lane.eq(0)
@@ -946,6 +1005,43 @@ class LearningCore(wiring.Component):
             with m.State("DONE"):
                 m.d.sync += [busy.eq(0), done.eq(1)]
                 m.next = "IDLE"
+
+        # The output layer's issuer: ACC of the output layer, as in the sequencer's ACC_k, on
+        # registers of its own, so that it runs beside the sequencer's next step.
+        if last > 0:
+            out_lists = [port for port, _ in hidden_events[outer:]]
+            n_out = Mux(out_list, n_hidden[outer + 1], n_hidden[outer])
+            m.d.comb += [port.addr.eq(out_event) for port in out_lists]
+            out_firsts = delay_line(m, f"acc{last}_first", MAC_IN + macs[last].latency)
+            with m.If(out_active):
+                word = out_event != n_out
+                ready = (out_block != 0) | out_complete
+                closing = Signal(name=f"closing{last}")
+                m.d.comb += closing.eq(ready & (~word | (out_event_next == n_out)))
+                with m.If(word | ready):
+                    m.d.sync += [
+                        pipes[last].word[1].eq(word),
+                        pipes[last].end[1].eq(closing),
+                        pipes[last].block[1].eq(out_block),
+                        out_firsts[1].eq(out_first),
+                    ]
+                    with m.If(closing):
+                        m.d.sync += [
+                            out_event.eq(0),
+                            out_event_next.eq(1),
+                            out_block.eq(out_block + 1),
+                        ]
+                        with m.If(out_block == layers[last].blocks - 1):
+                            m.d.sync += out_active.eq(0)
+                            with m.If(out_list):  # its list is read: empty it
+                                m.d.sync += n_hidden[outer + 1].eq(0)
+                            with m.Else():
+                                m.d.sync += n_hidden[outer].eq(0)
+                    with m.Else():
+                        m.d.sync += [
+                            out_event.eq(out_event_next),
+                            out_event_next.eq(out_event_next + 1),
+                        ]
 
         # VISIT_k's datapath, under a phase flag of its own rather than the decode of the
         # sequencer's state: the visit's enables are the sequencer's longest paths.
@@ -1098,17 +1194,21 @@ class LearningCore(wiring.Component):
 
         pushes = []  # per hidden layer: (update lands, its fired lanes, its block)
         for k, layer in enumerate(layers):
-            ev_r = ev_in_r if k == 0 else hidden_events[(k - 1) % 2][0]
+            if k == 0:
+                ev_data = ev_in_r.data
+            elif k < last:
+                ev_data = hidden_events[(k - 1) % 2][0].data
+            else:  # the issuer's list, unchanged until its last entry read has arrived
+                ev_data = Signal(event_layout, name=f"acc{k}_event")
+                m.d.comb += ev_data.eq(Mux(out_list, out_lists[1].data, out_lists[0].data))
             pipe = pipes[k]
             upd_at = MAC_IN + macs[k].latency
             x = delay_line(m, f"acc{k}_x", MAC_IN, signed(layer.event_bits), first=2)
-            m.d.sync += x[2].eq(ev_r.data.x)
+            m.d.sync += x[2].eq(ev_data.x)
             # ACC stage 1: the event arrived; its row's first word address. 2: address its
             # word, which arrives in 3 and is registered (`words`) for the MAC in MAC_IN.
             row_base = Signal(range(layer.words), name=f"acc{k}_row_base")
-            m.d.sync += row_base.eq(
-                ev_r.data.base if k == 0 else times(ev_r.data.row, layer.blocks)
-            )
+            m.d.sync += row_base.eq(ev_data.base if k == 0 else times(ev_data.row, layer.blocks))
             with m.If(pipe.word[2]):
                 m.d.comb += weights_r[k].addr.eq(row_base + pipe.block[2])
             m.d.comb += [
@@ -1150,10 +1250,12 @@ class LearningCore(wiring.Component):
                     if k == 0 and spec.encoding == "intensity" and not spec.conv:
                         summed = Mux(t == 0, summed, state_r[k].data[n].i1)
                     m.d.comb += current[n].eq(summed)
+                # The output layer may update step t while the sequencer is at t + 1.
+                first = out_firsts[upd_at] if k == last and last > 0 else t == 0
                 m.d.comb += [
                     unit.state.eq(state_r[k].data),
                     unit.current.eq(current),
-                    unit.first.eq(t == 0),
+                    unit.first.eq(first),
                 ]
                 counts.add(
                     updating,
@@ -1170,7 +1272,8 @@ class LearningCore(wiring.Component):
                 fired = unit.spikes if spec.spiking else unit.active
                 pushes.append((neu, Mux(neu, fired, 0), Mux(neu, neu_block, 0)))
                 with m.If(neu):
-                    m.d.sync += emit_list.eq(k % 2)
+                    to = outer + step_parity if k == last - 1 else k % 2
+                    m.d.sync += emit_list.eq(to)
                     if not spec.spiking:
                         for n in range(lanes):
                             m.d.sync += emit_values[n].eq(unit.next[n].a)

@@ -2,8 +2,8 @@
 saturation, rounding and padding path of the core is reached within a few samples."""
 
 import itertools
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -90,7 +90,7 @@ def random_conv_spec(seed: int) -> CoreSpec:
         return int(rng.integers(low, high + 1))
 
     shape = (between(1, 2), between(3, 7), between(3, 7))
-    kernel, kernel_bits = between(1, min(shape[1:] + (4,))), between(2, 5)
+    kernel, kernel_bits = between(1, min((*shape[1:], 4))), between(2, 5)
     top = 1 if base.encoding == "spikes" else (1 << base.input_bits) - 1
     largest = shape[0] * kernel**2 * top << (kernel_bits - 1)
     return replace(
