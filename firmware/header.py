@@ -79,6 +79,21 @@ def c_header(spec: CoreSpec) -> str:
         _array("plc_weights_base", [mmap.region(f"weights{k}").base for k in range(layers)]),
         _array("plc_block_bits", [mmap.block_bits(k) for k in range(layers)]),
         "",
+        "/* The convolutional front end's kernels (none: PLC_CONV 0). */",
+        f"#define PLC_CONV {int(spec.conv)}u",
+    ]
+    if spec.conv:
+        kernel = spec.conv_kernel
+        lines += [
+            f"#define PLC_CONV_OUT {spec.conv_channels}u",
+            f"#define PLC_CONV_IN {spec.image_shape[0]}u",
+            f"#define PLC_CONV_KERNEL {kernel}u",
+            f"#define PLC_CONV_BLOCKS {spec.blocks(spec.conv_channels)}u",
+            f"#define PLC_KERNEL_MIN ({-(1 << (spec.kernel_bits - 1))})",
+            f"#define PLC_KERNEL_MAX ({(1 << (spec.kernel_bits - 1)) - 1})",
+        ]
+    lines += [
+        "",
         "#endif",
         "",
     ]

@@ -84,7 +84,6 @@ def fusesoc_core(spec: CoreSpec, images: Sequence[str]) -> str:
 
 def write_package(spec: CoreSpec, weights: Sequence[np.ndarray], out_dir: str | Path) -> Package:
     """Write the package of `spec` with initial `weights` into `out_dir` (files atomically)."""
-    spec.require_no_conv("the RTL package")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     images = write_images(spec, weights, out)

@@ -44,6 +44,32 @@ int plc_read_layer(uint32_t layer, int32_t *weights)
     return PLC_OK;
 }
 
+#if PLC_CONV
+#define PLC_TAPS (PLC_CONV_OUT * PLC_CONV_IN * PLC_CONV_KERNEL * PLC_CONV_KERNEL)
+
+uint32_t plc_kernel_address(uint32_t o, uint32_t c, uint32_t dy, uint32_t dx)
+{
+    uint32_t word = ((c * PLC_CONV_KERNEL + dy) * PLC_CONV_KERNEL + dx) * PLC_CONV_BLOCKS;
+    word += o / PLC_LANES;
+    return PLC_KERNELS_BASE + ((word << PLC_LANE_BITS) | (o % PLC_LANES));
+}
+
+int plc_load_kernels(const int32_t *kernels)
+{
+    uint32_t n, o, c, dy, dx;
+    for (n = 0; n < PLC_TAPS; n++)
+        if (kernels[n] < PLC_KERNEL_MIN || kernels[n] > PLC_KERNEL_MAX)
+            return PLC_ERR_RANGE;
+    n = 0;
+    for (o = 0; o < PLC_CONV_OUT; o++)
+        for (c = 0; c < PLC_CONV_IN; c++)
+            for (dy = 0; dy < PLC_CONV_KERNEL; dy++)
+                for (dx = 0; dx < PLC_CONV_KERNEL; dx++)
+                    PLC_WRITE(plc_kernel_address(o, c, dy, dx), (uint32_t)kernels[n++]);
+    return PLC_OK;
+}
+#endif
+
 int plc_run(const uint32_t *codes, int32_t label, uint32_t poll_limit)
 {
     uint32_t i, ctrl = PLC_CTRL_START;

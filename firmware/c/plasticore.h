@@ -38,6 +38,14 @@ uint32_t plc_weight_address(uint32_t layer, uint32_t i, uint32_t j);
 int plc_load_layer(uint32_t layer, const int32_t *weights);
 int plc_read_layer(uint32_t layer, int32_t *weights);
 
+#if PLC_CONV
+/* Bus word address of the front end's tap K[o][c][dy][dx] (write-only). */
+uint32_t plc_kernel_address(uint32_t o, uint32_t c, uint32_t dy, uint32_t dx);
+
+/* Write every tap, [PLC_CONV_OUT][PLC_CONV_IN][PLC_CONV_KERNEL][PLC_CONV_KERNEL]. */
+int plc_load_kernels(const int32_t *kernels);
+#endif
+
 /* One sample of PLC_INPUTS codes: inference, then a learning step when label >= 0.
  * Polls status at most poll_limit times. The prediction, or a negative PLC_ERR_*. */
 int plc_run(const uint32_t *codes, int32_t label, uint32_t poll_limit);

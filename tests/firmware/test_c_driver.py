@@ -16,7 +16,7 @@ from firmware.driver import CoreDriver
 from quant.counters import KINDS, PHASES
 from quant.spec import load_spec
 from rtl.memory_map import MemoryMap
-from sim.chip.params import initial_weights
+from sim.chip.params import initial_kernels, initial_weights
 from tests.rtl.random_specs import random_spec
 
 from .virtual_core import VirtualCore
@@ -47,11 +47,17 @@ class CDriver:
         self.lib.plc_counter.restype = ctypes.c_uint64
         self.lib.plc_output.restype = ctypes.c_int32
         self.lib.plc_weight_address.restype = ctypes.c_uint32
+        if spec.conv:
+            self.lib.plc_kernel_address.restype = ctypes.c_uint32
 
     def bind(self, core: VirtualCore) -> None:
         # The callbacks stay referenced for as long as the library may call them.
         self.callbacks = (READ(core.read_word), WRITE(core.write_word))
         self.lib.plc_test_bind(*self.callbacks)
+
+    def load_kernels(self, kernels: np.ndarray) -> int:
+        flat = (ctypes.c_int32 * kernels.size)(*np.asarray(kernels).ravel().tolist())
+        return self.lib.plc_load_kernels(flat)
 
     def load(self, layer: int, w: np.ndarray) -> int:
         flat = (ctypes.c_int32 * w.size)(*np.asarray(w).ravel().tolist())
@@ -77,20 +83,24 @@ class CDriver:
 
 
 def _session(spec, seed: int = 0):
-    """Start weights, other weights to load, and samples (codes, label or None)."""
+    """Start weights, other weights to load, samples (codes, label or None), and the front
+    end's kernels (None without one)."""
     rng = np.random.default_rng(seed)
+    kernels = initial_kernels(spec, seed) if spec.conv else None
     start = initial_weights(spec, "random", seed=seed)
     loaded = initial_weights(spec, "random", seed=seed + 1)
     codes = rng.integers(0, 1 << spec.input_bits, (4, spec.inputs))
     labels = [int(c) for c in rng.integers(0, spec.classes, 3)] + [None]
     if spec.rule == "none":
         labels = [None] * 4
-    return start, loaded, list(zip(codes, labels, strict=True))
+    return start, loaded, list(zip(codes, labels, strict=True)), kernels
 
 
-async def _python_session(driver: CoreDriver, loaded, samples) -> dict:
+async def _python_session(driver: CoreDriver, loaded, samples, kernels) -> dict:
     await driver.identify()
     await driver.load_weights(loaded)
+    if kernels is not None:
+        await driver.load_kernels(kernels)
     await driver.clear_counters()
     results = []
     for codes, label in samples:
@@ -102,10 +112,12 @@ async def _python_session(driver: CoreDriver, loaded, samples) -> dict:
     }
 
 
-def _c_session(driver: CDriver, loaded, samples) -> dict:
+def _c_session(driver: CDriver, loaded, samples, kernels) -> dict:
     assert driver.lib.plc_identify() == 0
     for k, w in enumerate(loaded):
         assert driver.load(k, w) == 0
+    if kernels is not None:
+        assert driver.load_kernels(kernels) == 0
     driver.lib.plc_clear_counters()
     results = []
     for codes, label in samples:
@@ -115,23 +127,27 @@ def _c_session(driver: CDriver, loaded, samples) -> dict:
     return {"runs": results, "counters": driver.counters(), "weights": driver.read()}
 
 
-@pytest.mark.parametrize("case", ["digits", "random7", "random13"])
+@pytest.mark.parametrize("case", ["digits", "digits_conv", "random7", "random13"])
 def test_c_driver_matches_python_driver_and_golden(tmp_path: Path, case: str) -> None:
     """Same bus cycles in the same order, same predictions, outputs, counters and weights;
-    and those equal the golden model learning the same samples from the loaded weights."""
+    and those equal the golden model learning the same samples from the loaded weights
+    (and kernels, for the core with the front end)."""
     from sim.chip.golden import GoldenCore
 
-    spec = load_spec(CONFIGS / "digits.toml") if case == "digits" else random_spec(int(case[6:]))
-    start, loaded, samples = _session(spec)
+    if case.startswith("random"):
+        spec = random_spec(int(case[6:]))
+    else:
+        spec = load_spec(CONFIGS / f"{case}.toml")
+    start, loaded, samples, kernels = _session(spec)
     py_core, c_core = VirtualCore(spec, start), VirtualCore(spec, start)
-    py = asyncio.run(_python_session(CoreDriver(py_core, spec), loaded, samples))
-    c = _c_session(CDriver(spec, tmp_path, c_core), loaded, samples)
+    py = asyncio.run(_python_session(CoreDriver(py_core, spec), loaded, samples, kernels))
+    c = _c_session(CDriver(spec, tmp_path, c_core), loaded, samples, kernels)
     assert c_core.log == py_core.log
     assert c["runs"] == py["runs"]
     assert c["counters"] == py["counters"]
     for a, b in zip(c["weights"], py["weights"], strict=True):
         np.testing.assert_array_equal(a, b)
-    golden = GoldenCore(spec, loaded)
+    golden = GoldenCore(spec, loaded, kernels=kernels)
     for (codes, label), (prediction, outputs) in zip(samples, c["runs"], strict=True):
         forward = golden.infer(codes) if label is None else golden.learn(codes, label)
         assert prediction == forward.prediction
@@ -147,6 +163,19 @@ def test_c_weight_addresses_equal_memory_map(tmp_path: Path) -> None:
     for k, (n_in, n_out) in enumerate(itertools.pairwise(spec.layer_sizes)):
         for i, j in itertools.product(range(n_in), range(n_out)):
             assert driver.lib.plc_weight_address(k, i, j) == mmap.weight_address(k, i, j)
+
+
+def test_c_kernel_addresses_equal_memory_map_and_taps_are_range_checked(tmp_path: Path) -> None:
+    spec = load_spec(CONFIGS / "digits_conv.toml")
+    core = VirtualCore(spec, initial_weights(spec, "zero"))
+    driver = CDriver(spec, tmp_path, core)
+    mmap = MemoryMap(spec)
+    for tap in np.ndindex(core.golden.kernels.shape):
+        assert driver.lib.plc_kernel_address(*tap) == mmap.kernel_address(*tap)
+    kernels = initial_kernels(spec, 1)
+    kernels[7, 0, 2, 2] = 1 << (spec.kernel_bits - 1)
+    assert driver.load_kernels(kernels) == -3
+    assert core.log == [], "a refused call touched the bus"
 
 
 def test_c_driver_errors(tmp_path: Path) -> None:

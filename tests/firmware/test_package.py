@@ -1,5 +1,6 @@
 """`plasticore rtl`'s package: a FuseSoC core whose every file exists, images that read back."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,7 @@ import yaml
 
 from firmware.images import read_images
 from firmware.package import core_name, write_package
+from quant.spec import load_spec
 from sim.chip.params import initial_weights
 from tests.rtl.random_specs import random_spec
 
@@ -36,3 +38,16 @@ def test_package_is_complete(tmp_path: Path) -> None:
     _, back = read_images(tmp_path)
     for a, b in zip(back, weights, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_package_of_a_core_with_front_end(tmp_path: Path) -> None:
+    """`digits_conv`: the Verilog has the kernel memory (loaded by the host, so no image),
+    the manifest the write-only kernels region, the C header the front end's geometry."""
+    spec = load_spec(CONFIGS / "digits_conv.toml")
+    package = write_package(spec, initial_weights(spec, "random"), tmp_path)
+    assert not (tmp_path / "kernels.hex").exists()
+    regions = {r["name"]: r for r in json.loads(package.manifest.read_text())["regions"]}
+    assert regions["kernels"]["access"] == "w"
+    header = (package.c_dir / "plasticore_regs.h").read_text()
+    assert "#define PLC_CONV 1u" in header and "#define PLC_CONV_OUT 8u" in header
+    assert f"#define PLC_KERNELS_BASE 0x{regions['kernels']['base']:X}u" in header

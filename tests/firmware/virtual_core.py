@@ -31,7 +31,11 @@ MASK = 0xFFFFFFFF
 class VirtualCore:
     def __init__(self, spec: CoreSpec, weights: Sequence[np.ndarray], latency: int = 3) -> None:
         self.spec, self.map, self.latency = spec, MemoryMap(spec), latency
-        self.golden = GoldenCore(spec, weights)
+        kernels = None
+        if spec.conv:  # the kernel memory starts empty, as the RTL's does
+            k = spec.conv_kernel
+            kernels = np.zeros((spec.conv_channels, spec.image_shape[0], k, k), dtype=np.int64)
+        self.golden = GoldenCore(spec, weights, kernels=kernels)
         self.log: list[tuple[str, int, int]] = []
         self.inputs = np.zeros(spec.inputs, dtype=np.int64)
         self.outputs = np.zeros(spec.classes, dtype=np.int64)
@@ -45,6 +49,11 @@ class VirtualCore:
             for i in range(n_in)
             for j in range(n_out)
         }
+        self.kernel_at = (
+            {self.map.kernel_address(*tap): tap for tap in np.ndindex(self.golden.kernels.shape)}
+            if spec.conv
+            else {}
+        )
         self.counter_at = {
             counter_address(phase, kind) + half: (phase, kind, half)
             for phase in PHASES
@@ -78,6 +87,8 @@ class VirtualCore:
         elif address in self.weight_at:
             k, i, j = self.weight_at[address]
             value = int(self.golden.weights[k][i, j]) & MASK
+        elif address in self.kernel_at:
+            raise BusError(f"kernel tap at 0x{address:x}: write-only")
         else:
             c = [self.map.output_address(c) for c in range(self.spec.classes)].index(address)
             value = int(self.outputs[c]) & MASK
@@ -102,8 +113,10 @@ class VirtualCore:
                 self.polls_left, self.done = self.latency, True
         elif address in self.weight_at:
             k, i, j = self.weight_at[address]
-            signed = value - (1 << 32) if value >> 31 else value
-            self.golden.weights[k][i, j] = signed
+            self.golden.weights[k][i, j] = value - (1 << 32) if value >> 31 else value
+        elif address in self.kernel_at:
+            tap = self.kernel_at[address]
+            self.golden.kernels[tap] = value - (1 << 32) if value >> 31 else value
         else:
             self.inputs[address - self.map.input_address(0)] = value
 
