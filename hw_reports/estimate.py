@@ -34,8 +34,8 @@ DSP_WIDTH = 18  # MULT18X18D operand bits
 # learning core, its inference-only twin and its LFP twin (`calibration_specs`): what the
 # per-bit rates are solved from.
 CALIBRATION = {
-    "drtp": {"luts": 13745, "flip_flops": 5744},
-    "none": {"luts": 10125, "flip_flops": 4049},
+    "drtp": {"luts": 14046, "flip_flops": 5787},
+    "none": {"luts": 10299, "flip_flops": 4093},
     "lfp": {"luts": 30645, "flip_flops": 11506},
 }
 CALIBRATION_SPEC = Path(__file__).parents[1] / "configs" / "digits.toml"
