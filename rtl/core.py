@@ -748,6 +748,47 @@ class LearningCore(wiring.Component):
                             m.d.sync += proj_lfsr.eq(seed)
             m.next = f"PF_{k}"
 
+        def issue(
+            k: int,
+            at: tuple[Signal, Signal, Signal],
+            n_events: Value,
+            complete: Value,
+            free: object,
+            after_last: object,
+            also: Sequence = (),
+        ) -> None:
+            """One cycle of ACC_k: issue the next event's weight word of the block, or the
+            block's end. `at` is the block, event and event + 1 registers; the list never
+            runs ahead of the event, so equalities decide, no adder. A block other than the
+            first starts only once `free` (None: at once); `after_last` runs as the last
+            block closes; `also` is set with each issue."""
+            blk, ev, ev_next = at
+            word = ev != n_events
+            ready = (blk != 0) | complete
+            closing = Signal(name=f"closing{k}")
+            m.d.comb += closing.eq(ready & (~word | (ev_next == n_events)))
+            go = word | ready
+            if free is not None:
+                go = ((ev != 0) | (blk == 0) | free) & go
+            with m.If(go):
+                m.d.sync += [
+                    pipes[k].word[1].eq(word),
+                    pipes[k].end[1].eq(closing),
+                    pipes[k].block[1].eq(blk),
+                    *also,
+                ]
+                with m.If(closing):
+                    m.d.sync += [ev.eq(0), ev_next.eq(1), blk.eq(blk + 1)]
+                    if after_last is not None:
+                        with m.If(blk == layers[k].blocks - 1):
+                            after_last()
+                with m.Else():
+                    m.d.sync += [ev.eq(ev_next), ev_next.eq(ev_next + 1)]
+
+        def hand_over() -> None:
+            """The output layer's step goes to its issuer (HANDOVER)."""
+            m.next = "HANDOVER"
+
         def drained(k: int) -> object:
             """Layer k has no word, block end or neuron update in flight."""
             return ~pipes[k].busy()
@@ -845,30 +886,16 @@ class LearningCore(wiring.Component):
                 # Hard-tanh keeps the values of one block to append: a block of a layer that
                 # appends starts once the previous one is appended.
                 free = 1 if spec.spiking or k == last else drained(k) & emitter.empty
+                if k < last - 1:
+                    after_last = functools.partial(enter_layer, k + 1)
+                elif k == last - 1:
+                    after_last = hand_over
+                else:
+                    after_last = None
                 with m.State(f"ACC_{k}"):
                     m.d.comb += ev_r.addr.eq(event)  # read whether or not it issues
                     with m.If(block < layer.blocks):
-                        # The list never runs ahead of `event`: equalities decide, no adder.
-                        word = event != n_events
-                        ready = (block != 0) | complete
-                        closing = Signal(name=f"closing{k}")
-                        m.d.comb += closing.eq(ready & (~word | (event_next == n_events)))
-                        with m.If(((event != 0) | (block == 0) | free) & (word | ready)):
-                            m.d.sync += [
-                                pipes[k].word[1].eq(word),
-                                pipes[k].end[1].eq(closing),
-                                pipes[k].block[1].eq(block),
-                            ]
-                            with m.If(closing):
-                                m.d.sync += [event.eq(0), event_next.eq(1), block.eq(block + 1)]
-                                if k < last - 1:
-                                    with m.If(block == layer.blocks - 1):
-                                        enter_layer(k + 1)
-                                elif k == last - 1:
-                                    with m.If(block == layer.blocks - 1):
-                                        m.next = "HANDOVER"
-                            with m.Else():
-                                m.d.sync += [event.eq(event_next), event_next.eq(event_next + 1)]
+                        issue(k, (block, event, event_next), n_events, complete, free, after_last)
                     if k == last:  # a core without hidden layers: ACC_0 ends the step
                         with m.Elif(drained(k)):
                             with m.If(t == steps - 1):
@@ -1013,35 +1040,18 @@ class LearningCore(wiring.Component):
             n_out = Mux(out_list, n_hidden[outer + 1], n_hidden[outer])
             m.d.comb += [port.addr.eq(out_event) for port in out_lists]
             out_firsts = delay_line(m, f"acc{last}_first", MAC_IN + macs[last].latency)
+
+            def finish() -> None:
+                m.d.sync += out_active.eq(0)
+                with m.If(out_list):  # its list is read: empty it
+                    m.d.sync += n_hidden[outer + 1].eq(0)
+                with m.Else():
+                    m.d.sync += n_hidden[outer].eq(0)
+
             with m.If(out_active):
-                word = out_event != n_out
-                ready = (out_block != 0) | out_complete
-                closing = Signal(name=f"closing{last}")
-                m.d.comb += closing.eq(ready & (~word | (out_event_next == n_out)))
-                with m.If(word | ready):
-                    m.d.sync += [
-                        pipes[last].word[1].eq(word),
-                        pipes[last].end[1].eq(closing),
-                        pipes[last].block[1].eq(out_block),
-                        out_firsts[1].eq(out_first),
-                    ]
-                    with m.If(closing):
-                        m.d.sync += [
-                            out_event.eq(0),
-                            out_event_next.eq(1),
-                            out_block.eq(out_block + 1),
-                        ]
-                        with m.If(out_block == layers[last].blocks - 1):
-                            m.d.sync += out_active.eq(0)
-                            with m.If(out_list):  # its list is read: empty it
-                                m.d.sync += n_hidden[outer + 1].eq(0)
-                            with m.Else():
-                                m.d.sync += n_hidden[outer].eq(0)
-                    with m.Else():
-                        m.d.sync += [
-                            out_event.eq(out_event_next),
-                            out_event_next.eq(out_event_next + 1),
-                        ]
+                at = (out_block, out_event, out_event_next)
+                also = [out_firsts[1].eq(out_first)]
+                issue(last, at, n_out, out_complete, None, finish, also)
 
         # VISIT_k's datapath, under a phase flag of its own rather than the decode of the
         # sequencer's state: the visit's enables are the sequencer's longest paths.
