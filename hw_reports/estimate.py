@@ -36,7 +36,7 @@ DSP_WIDTH = 18  # MULT18X18D operand bits
 CALIBRATION = {
     "drtp": {"luts": 14046, "flip_flops": 5787},
     "none": {"luts": 10299, "flip_flops": 4093},
-    "lfp": {"luts": 30645, "flip_flops": 11506},
+    "lfp": {"luts": 30601, "flip_flops": 11549},
 }
 CALIBRATION_SPEC = Path(__file__).parents[1] / "configs" / "digits.toml"
 
