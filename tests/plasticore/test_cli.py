@@ -183,11 +183,17 @@ def test_nir_export_then_import_gives_the_core_back(tmp_path, capsys) -> None:
     assert "none.nir" in _error_line(capsys)
 
 
-@pytest.mark.parametrize("command", ["rtl", "report"])
-def test_hardware_commands_refuse_a_conv_front_end_by_name(command, tmp_path, capsys) -> None:
-    """The front end lives in the golden model only: the hardware side refuses it by name
-    instead of reading the conv neurons as the core's inputs."""
-    args = [command, "--spec", "configs/digits_conv.toml", "--out", str(tmp_path)]
+def test_report_refuses_a_conv_front_end_by_name(tmp_path, capsys) -> None:
+    """The hardware report does not price the front end yet: it refuses it by name instead
+    of reading the conv neurons as the core's inputs."""
+    args = ["report", "--spec", "configs/digits_conv.toml", "--out", str(tmp_path)]
     assert main(args) == 2
     assert "conv_channels" in _error_line(capsys)
     assert not any(tmp_path.iterdir())
+
+
+def test_rtl_packages_a_core_with_front_end(tmp_path) -> None:
+    assert main(["rtl", "--spec", "configs/digits_conv.toml", "--out", str(tmp_path)]) == 0
+    regions = json.loads((tmp_path / "manifest.json").read_text())["regions"]
+    assert {"name": "kernels", "access": "w"}.items() <= regions[-1].items()
+    assert "front_end" in (tmp_path / "plasticore_core.v").read_text()
