@@ -7,6 +7,7 @@ and the RTL read the same map.
 """
 
 from quant.counters import KINDS, PHASES
+from quant.fixed import QFormat
 from quant.spec import CoreSpec
 from rtl.memory_map import (
     COUNTER_BASE,
@@ -83,14 +84,14 @@ def c_header(spec: CoreSpec) -> str:
         f"#define PLC_CONV {int(spec.conv)}u",
     ]
     if spec.conv:
-        kernel = spec.conv_kernel
+        taps = QFormat(spec.kernel_bits)
         lines += [
             f"#define PLC_CONV_OUT {spec.conv_channels}u",
             f"#define PLC_CONV_IN {spec.image_shape[0]}u",
-            f"#define PLC_CONV_KERNEL {kernel}u",
+            f"#define PLC_CONV_KERNEL {spec.conv_kernel}u",
             f"#define PLC_CONV_BLOCKS {spec.blocks(spec.conv_channels)}u",
-            f"#define PLC_KERNEL_MIN ({-(1 << (spec.kernel_bits - 1))})",
-            f"#define PLC_KERNEL_MAX ({(1 << (spec.kernel_bits - 1)) - 1})",
+            f"#define PLC_KERNEL_MIN ({taps.min_int})",
+            f"#define PLC_KERNEL_MAX ({taps.max_int})",
         ]
     lines += [
         "",

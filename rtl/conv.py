@@ -73,6 +73,15 @@ class ConvGeometry:
         return self.channels * self.kernel**2 * self.blocks
 
     @property
+    def last_lanes(self) -> int:
+        """Real channels of the last block of L (the others are padding)."""
+        return self.outputs - (self.blocks - 1) * self.lanes
+
+    def real_lanes(self, block: Value) -> Value:
+        """The real channels of `block`."""
+        return Mux(block == self.blocks - 1, self.last_lanes, self.lanes)
+
+    @property
     def state_words(self) -> int:
         """`H' W' blocks(C_out)` words of conv neuron state (§5)."""
         return self.rows * self.cols * self.blocks
@@ -407,10 +416,9 @@ class ConvEvents(wiring.Component):
         en = Signal()
         m.d.sync += [en.eq(reach.valid), lanes.addr.eq(reach.state_addr), lanes.x.eq(reach.x)]
         m.d.comb += [lanes.en.eq(en), self.busy.eq(reach.busy | en | lanes.busy)]
-        tail = g.outputs - (g.blocks - 1) * g.lanes  # real channels of the last block
         m.d.comb += [
             self.kernel_read.eq(reach.valid),
-            self.taps.eq(Mux(reach.valid, Mux(reach.block == g.blocks - 1, tail, g.lanes), 0)),
+            self.taps.eq(Mux(reach.valid, g.real_lanes(reach.block), 0)),
         ]
         return m
 
@@ -540,8 +548,7 @@ class FrontEnd(wiring.Component):
             block_at[1].eq(block),
         ]
         # A padding lane never fires, whatever taps the host wrote into its kernel lanes.
-        tail = g.outputs - (g.blocks - 1) * g.lanes  # real lanes of the last block
-        real = Mux(block_at[1] == g.blocks - 1, (1 << tail) - 1, (1 << g.lanes) - 1)
+        real = Mux(block_at[1] == g.blocks - 1, (1 << g.last_lanes) - 1, (1 << g.lanes) - 1)
         m.d.comb += [
             neurons.state.eq(state_r.data),
             neurons.current.eq(events.current),

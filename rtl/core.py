@@ -728,15 +728,19 @@ class LearningCore(wiring.Component):
             if spec.conv:
                 m.d.sync += fe.rewind.eq(1)  # the front end's input events start anew
 
+        def begin_step() -> None:
+            """The step's first phase: the front end's, or ACC_0."""
+            if spec.conv:
+                m.next = "FRONT"
+            else:
+                enter_layer(0)
+
         def enter_step() -> None:
             if spec.conv:  # layer 1's events are this step's conv spikes
                 m.d.sync += [n_ev_in.eq(0), n_acc_in.eq(0)]
             if spec.encoding == "spikes":
                 start_scan()
-            if spec.conv:
-                m.next = "FRONT"
-            else:
-                enter_layer(0)
+            begin_step()
 
         def enter_learning(k: int) -> None:
             m.d.sync += [block.eq(0), active_blocks.eq(0), pf_phase[k].eq(1)]
@@ -856,10 +860,7 @@ class LearningCore(wiring.Component):
                     step_parity.eq(0),
                 ]
                 start_scan()
-                if spec.conv:
-                    m.next = "FRONT"
-                else:
-                    enter_layer(0)
+                begin_step()
 
             if spec.conv:
                 # The step's input events are in the front end (its currents final): its
@@ -1121,6 +1122,11 @@ class LearningCore(wiring.Component):
             m.d.comb += [getattr(port.data, name).eq(value) for name, value in fields.items()]
             m.d.sync += count.eq(count + 1)
 
+        def append_input_event(base: Value, x: object) -> None:
+            """An event into layer 1's list, counted for ACC_0 of this step."""
+            append_event(ev_in_w, n_ev_in, base=base, x=x)
+            m.d.sync += n_acc_in.eq(n_acc_in + 1)
+
         # ENC: Q's events are its nonzero inputs (`intensity`) or the spikes of the
         # sigma-delta encoder run on its lanes (`spikes`, the word's state written back as
         # it leaves Q). The head appends its lowest event a cycle and takes Q's word as it
@@ -1190,8 +1196,7 @@ class LearningCore(wiring.Component):
                 ]
             else:
                 lane_base = Array(n * layers[0].blocks for n in range(per_word))[h_lane]
-                append_event(ev_in_w, n_ev_in, base=h_base + lane_base, x=x)
-                m.d.sync += n_acc_in.eq(n_acc_in + 1)
+                append_input_event(h_base + lane_base, x)
         with m.If(leaves & head_free):
             # The head's word: behind the front end its index, else its first input's row
             # base in layer 1's weights.
@@ -1316,17 +1321,14 @@ class LearningCore(wiring.Component):
             ]
             with m.If(conv_emitter.valid):
                 lane_base = Array(n * positions * b1 for n in range(lanes))[conv_emitter.lane]
-                append_event(ev_in_w, n_ev_in, base=conv_emitter.tag + lane_base, x=1)
-                m.d.sync += n_acc_in.eq(n_acc_in + 1)
-            tail = cg.outputs - (cg.blocks - 1) * lanes
-            r = Mux(fe.block == cg.blocks - 1, tail, lanes)
-            taps = fe.taps
+                append_input_event(conv_emitter.tag + lane_base, 1)
+            r = cg.real_lanes(fe.block)
             counts.add(
                 fe.kernel_read,
                 "inference",
-                syn_ops=taps,
-                adds=taps,
-                mults=taps if cg.multi_bit else 0,
+                syn_ops=fe.taps,
+                adds=fe.taps,
+                mults=fe.taps if cg.multi_bit else 0,
                 weight_reads=1,
             )
             counts.add(

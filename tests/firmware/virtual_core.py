@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from firmware.driver import to_signed
 from quant.counters import KINDS, PHASES
 from quant.errors import BusError
 from quant.spec import CoreSpec
@@ -113,10 +114,10 @@ class VirtualCore:
                 self.polls_left, self.done = self.latency, True
         elif address in self.weight_at:
             k, i, j = self.weight_at[address]
-            self.golden.weights[k][i, j] = value - (1 << 32) if value >> 31 else value
+            self.golden.weights[k][i, j] = to_signed(value)
         elif address in self.kernel_at:
             tap = self.kernel_at[address]
-            self.golden.kernels[tap] = value - (1 << 32) if value >> 31 else value
+            self.golden.kernels[tap] = to_signed(value)
         else:
             self.inputs[address - self.map.input_address(0)] = value
 
