@@ -3,7 +3,8 @@
 An image directory holds `spec.toml` and one file per initialised memory, in the format
 Verilog's `$readmemh` reads: one memory word per line, in hexadecimal, exactly the word's
 width in digits, word 0 first; lane 0 is the word's lowest bits (`weights<k>.hex`: `lanes`
-two's-complement weights of `weight_bits` each; `projection<k>.hex`: one bit per lane,
+two's-complement weights of `weight_bits` each, or `weights<k>_<b>.hex` for bank b of a
+banked layer, `LayerGeometry.banks`; `projection<k>.hex`: one bit per lane,
 1 for +1). `seeds.hex` lists the rounding LFSR's seed, then for a DRTP core that
 regenerates its projections, the seed of every (hidden layer, label), layer-major.
 
@@ -24,6 +25,7 @@ from quant.errors import PlasticoreError
 from quant.spec import CoreSpec, load_spec, spec_to_toml
 from quant.tables import projection_seed
 from rtl.core import projection_words, weight_words
+from rtl.geometry import Geometry
 
 SPEC_FILE = "spec.toml"
 SEEDS_FILE = "seeds.hex"
@@ -64,9 +66,11 @@ def seed_words(spec: CoreSpec) -> list[int]:
 def image_files(spec: CoreSpec, weights: Sequence[np.ndarray]) -> dict[str, str]:
     """File name → contents of the image of `spec` with `weights` (`[n_in, n_out]` each)."""
     files = {SPEC_FILE: spec_to_toml(spec)}
-    for k, w in enumerate(weights):
-        words = [_pack(row, spec.weight_bits) for row in weight_words(spec, np.asarray(w))]
-        files[f"weights{k}.hex"] = _hex_lines(words, spec.lanes * spec.weight_bits)
+    bits = spec.weight_bits
+    for layer, w in zip(Geometry(spec).layers, weights, strict=True):
+        words = [_pack(row, bits) for row in weight_words(spec, np.asarray(w))]
+        for name, start, depth in layer.banks:
+            files[f"{name}.hex"] = _hex_lines(words[start : start + depth], spec.lanes * bits)
     if spec.rule == "drtp" and spec.projection == "rom":
         for k in range(len(spec.hidden)):
             files[f"projection{k}.hex"] = _hex_lines(projection_words(spec, k), spec.lanes)
@@ -116,14 +120,17 @@ def read_images(image_dir: str | Path) -> tuple[CoreSpec, list[np.ndarray]]:
     spec = load_spec(root / SPEC_FILE)
     lanes, bits = spec.lanes, spec.weight_bits
     weights = []
-    for k, (n_in, n_out) in enumerate(zip(spec.layer_sizes, spec.layer_sizes[1:], strict=False)):
-        blocks = spec.blocks(n_out)
-        words = _read_words(root / f"weights{k}.hex", n_in * blocks, lanes * bits)
-        values = np.array([_unpack(word, lanes, bits) for word in words], dtype=np.int64)
-        padded = values.reshape(n_in, blocks * lanes)
-        if padded[:, n_out:].any():
-            raise ImageError(f"{root / f'weights{k}.hex'}: nonzero weight in a padding lane")
-        weights.append(padded[:, :n_out])
+    for layer in Geometry(spec).layers:
+        rows = []
+        for name, start, depth in layer.banks:
+            path = root / f"{name}.hex"
+            for line, word in enumerate(_read_words(path, depth, lanes * bits), 1):
+                values = _unpack(word, lanes, bits)
+                if any(values[layer.real_lanes((start + line - 1) % layer.blocks) :]):
+                    raise ImageError(f"{path}:{line}: nonzero weight in a padding lane")
+                rows.append(values)
+        padded = np.array(rows, dtype=np.int64).reshape(layer.n_in, layer.blocks * lanes)
+        weights.append(padded[:, : layer.n_out])
     if spec.rule == "drtp" and spec.projection == "rom":
         for k in range(len(spec.hidden)):
             path, expected = root / f"projection{k}.hex", projection_words(spec, k)

@@ -63,11 +63,14 @@ for the one below (and the step for the output layer) to drain.
 
 Weights live in one memory per layer, words of L lanes (§5); neuron state in one memory
 per layer, a word per block. The host sees the memories through the bus only while the
-core is idle; the bus answers two cycles after a request.
+core is idle; the bus answers two cycles after a request, three where a weight memory
+is banked (`bus_latency`).
 """
 
 import functools
+import itertools
 import operator
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -104,13 +107,14 @@ from rtl.conv import (
 from rtl.counters import PerfCounters
 from rtl.drtp import DRTPFactors
 from rtl.emitter import Emitter
-from rtl.geometry import Geometry, address_bits
+from rtl.geometry import Geometry, LayerGeometry, address_bits
 from rtl.lfp import LFPFactors
 from rtl.mac import MacLanes
 from rtl.memory_map import CTRL_BITS, IDENT, REGISTERS, MemoryMap, counter_address, spec_hash
 from rtl.neuron import HardTanhLanes, LIFLanes, output_of, word_layout
 from rtl.pipeline import delay_line, registered
 from rtl.update import UpdateLanes
+from rtl.weight_memory import WeightMemory
 
 
 def weight_words(spec: CoreSpec, weights: np.ndarray) -> list[list[int]]:
@@ -138,9 +142,17 @@ def projection_words(spec: CoreSpec, layer: int) -> list[int]:
 # queued, as up to four more words (one issued, two in its pipeline, one landing) arrive.
 CONV_QUEUE = 8
 
-# ACC pipeline stages: 1 the event arrives, 2 its weight word is addressed, 3 the word
-# arrives and is registered, MAC_IN it enters the MAC.
-MAC_IN = 4
+
+def bus_latency(geo: Geometry) -> int:
+    """Cycles from a bus request to its answer: a weight word's read and its register."""
+    return 1 + max(layer.weight_latency for layer in geo.layers)
+
+
+def mac_in(layer: LayerGeometry) -> int:
+    """The ACC pipeline's stage where a weight word enters the MAC: 1 the event arrives,
+    2 its weight word is addressed, the memory's latency later it arrives and is registered
+    (`words`), a stage later it enters the MAC."""
+    return 3 + layer.weight_latency
 
 
 class AccPipeline:
@@ -148,8 +160,8 @@ class AccPipeline:
     MAC, `word`), a block's end (after its last word, or alone for a block without words)
     and the block. Stage 1 is set by the sequencer; every stage moves on each cycle."""
 
-    def __init__(self, m: Module, layer: int, depth: int, block_shape: object) -> None:
-        self.word = delay_line(m, f"acc{layer}_word", MAC_IN)
+    def __init__(self, m: Module, layer: int, mac_at: int, depth: int, block_shape: object) -> None:
+        self.word = delay_line(m, f"acc{layer}_word", mac_at)
         self.end = delay_line(m, f"acc{layer}_end", depth)
         self.block = delay_line(m, f"acc{layer}_block", depth, block_shape)
         self.later = Signal(name=f"acc{layer}_later")  # some stage past the first is taken
@@ -189,8 +201,9 @@ LEARNING_MEMORIES = ("factors", "rewards", "projection")
 
 
 def unindexed(name: str) -> str:
-    """A per-layer memory's or submodule's name without its layer index ("weights1")."""
-    return name.rstrip("0123456789")
+    """A per-layer memory's or submodule's name without its layer and bank indices
+    ("weights1", "weights0_2")."""
+    return re.sub(r"\d+(_\d+)?$", "", name)
 
 
 @dataclass(frozen=True)
@@ -295,9 +308,9 @@ class LearningCore(wiring.Component):
         for k, layer in enumerate(layers):
             init = weight_words(spec, self._weights[k]) if self._weights is not None else ()
             w_shape = data.ArrayLayout(signed(spec.weight_bits), lanes)
-            mem = memory(f"weights{k}", w_shape, layer.words, init)
-            weights_r.append(mem.read_port())
-            weights_w.append(mem.write_port(granularity=1))
+            weight_memory = WeightMemory(m, memory, layer, w_shape, init)
+            weights_r.append(weight_memory.read)
+            weights_w.append(weight_memory.write)
             words.append(Signal(w_shape, name=f"word{k}"))
             m.d.sync += words[-1].eq(weights_r[-1].data)
             mem = memory(f"state{k}", word_layout(spec, k), layer.blocks)
@@ -379,12 +392,18 @@ class LearningCore(wiring.Component):
         b_word = [Signal(range(layer.words), name=f"b_word{k}") for k, layer in enumerate(layers)]
         b_held = [Signal(name=f"b_held{k}") for k in range(len(layers))]  # a weight is there
         lane_bits = mmap.lane_bits
-        m.d.sync += [bus.ack.eq(0), bus.err.eq(0), b_pending.eq(0), b_ready.eq(b_pending)]
-        request = bus.cyc & bus.stb & ~bus.ack & ~bus.err & ~b_pending & ~b_ready
+        # A request waits for the slowest weight memory's word: a cycle more where banked.
+        waits = [b_pending] + [Signal(name=f"b_wait{n}") for n in range(bus_latency(geo) - 2)]
+        m.d.sync += [bus.ack.eq(0), bus.err.eq(0), b_pending.eq(0)]
+        m.d.sync += [later.eq(now) for now, later in itertools.pairwise(waits)]
+        m.d.sync += b_ready.eq(waits[-1])
+        request = bus.cyc & bus.stb & ~bus.ack & ~bus.err
+        for waiting in [*waits, b_ready]:
+            request = request & ~waiting
 
         # Memory read ports follow the bus address while the core is idle. A request is
-        # latched and answered two cycles later, when a weight word has passed the register
-        # behind its memory (`words`); the weight word address is latched with it.
+        # latched and answered `bus_latency` cycles later, when a weight word has passed the
+        # register behind its memory (`words`); the weight word address is latched with it.
         def in_region(adr: Signal, name: str) -> object:
             region = mmap.region(name)
             return adr[region.size_bits :] == region.base >> region.size_bits
@@ -551,8 +570,10 @@ class LearningCore(wiring.Component):
         m.d.comb += enc_busy.eq(enc_on | p_valid | q_valid | h_mask.any())
 
         pipes = [
-            AccPipeline(m, k, MAC_IN + mac.latency + 1, range(geo.max_blocks + 1))
-            for k, mac in enumerate(macs)
+            AccPipeline(
+                m, k, mac_in(layer), mac_in(layer) + mac.latency + 1, range(geo.max_blocks + 1)
+            )
+            for k, (layer, mac) in enumerate(zip(layers, macs, strict=True))
         ]
         # PF pipeline: 1 a block's state arrives and enters the factor unit (`pf_valid`);
         # its factors come out, to be written, the unit's latency later (`pf_out`).
@@ -597,13 +618,19 @@ class LearningCore(wiring.Component):
         row_ends = Signal()  # `next_block` is the row's last
         sum_bits = spec.weight_bits + geo.factor_bits + geo.max_width.bit_length() + 2
         row_sum = Signal(signed(sum_bits))
-        # VISIT pipeline: 1 the word is read; 2 it arrived and is registered (`words`), and
-        # enters the update lanes with its factors; WRITE, the lanes' latency later, it is
-        # written back. LFP: a row's reward to the layer below is written SENT, two clocks
-        # after its last word. Per stage a record of the visit, and per layer whether it
-        # holds one: a layer is drained when none does.
-        write_at = 2 + (updates[0].latency if learning else 0)
-        sent_at = write_at + (2 if spec.rule == "lfp" else 0)
+
+        # VISIT pipeline: 1 the word is read; WORD, the memory's latency later, it arrived
+        # and is registered (`words`), and enters the update lanes with its factors; WRITE,
+        # the lanes' latency later, it is written back. LFP: a row's reward to the layer
+        # below is written SENT, two clocks after its last word. Per stage a record of the
+        # visit, and per layer whether it holds one: a layer is drained when none does.
+        def visit_stages(k: int) -> tuple[int, int, int]:
+            """Layer k's WORD, WRITE and SENT stages."""
+            word_at = 1 + layers[k].weight_latency
+            write_at = word_at + (updates[k].latency if learning else 0)
+            return word_at, write_at, write_at + (2 if spec.rule == "lfp" else 0)
+
+        sent_at = max(visit_stages(k)[2] for k in range(len(layers)))
         visit_layout = data.StructLayout(
             {
                 "word": range(max_words),
@@ -618,7 +645,9 @@ class LearningCore(wiring.Component):
         vis, visiting = {}, []
         if learning:  # the inference-only core visits nothing
             vis = delay_line(m, "visit", sent_at, visit_layout)
-            visiting = [delay_line(m, f"visiting{k}_", sent_at) for k in range(len(layers))]
+            visiting = [
+                delay_line(m, f"visiting{k}_", visit_stages(k)[2]) for k in range(len(layers))
+            ]
 
         act_lane = Signal(range(per_word))  # layer 1's activity: the input's lane
         x_listed = ev_in_r.data.x
@@ -1040,7 +1069,8 @@ class LearningCore(wiring.Component):
             out_lists = [port for port, _ in hidden_events[outer:]]
             n_out = Mux(out_list, n_hidden[outer + 1], n_hidden[outer])
             m.d.comb += [port.addr.eq(out_event) for port in out_lists]
-            out_firsts = delay_line(m, f"acc{last}_first", MAC_IN + macs[last].latency)
+            first_at = mac_in(layers[last]) + macs[last].latency
+            out_firsts = delay_line(m, f"acc{last}_first", first_at)
 
             def finish() -> None:
                 m.d.sync += out_active.eq(0)
@@ -1217,27 +1247,29 @@ class LearningCore(wiring.Component):
                 ev_data = Signal(event_layout, name=f"acc{k}_event")
                 m.d.comb += ev_data.eq(Mux(out_list, out_lists[1].data, out_lists[0].data))
             pipe = pipes[k]
-            upd_at = MAC_IN + macs[k].latency
-            x = delay_line(m, f"acc{k}_x", MAC_IN, signed(layer.event_bits), first=2)
+            at_mac = mac_in(layer)
+            upd_at = at_mac + macs[k].latency
+            x = delay_line(m, f"acc{k}_x", at_mac, signed(layer.event_bits), first=2)
             m.d.sync += x[2].eq(ev_data.x)
             # ACC stage 1: the event arrived; its row's first word address. 2: address its
-            # word, which arrives in 3 and is registered (`words`) for the MAC in MAC_IN.
+            # word, which arrives the memory's latency later and is registered (`words`) for
+            # the MAC in `at_mac`.
             row_base = Signal(range(layer.words), name=f"acc{k}_row_base")
             m.d.sync += row_base.eq(ev_data.base if k == 0 else times(ev_data.row, layer.blocks))
             with m.If(pipe.word[2]):
                 m.d.comb += weights_r[k].addr.eq(row_base + pipe.block[2])
             m.d.comb += [
-                macs[k].en.eq(pipe.word[MAC_IN]),
-                macs[k].x.eq(x[MAC_IN]),
+                macs[k].en.eq(pipe.word[at_mac]),
+                macs[k].x.eq(x[at_mac]),
                 macs[k].weights.eq(words[k]),
-                macs[k].clear.eq(pipe.end[MAC_IN + 1]),  # the word after a block's end
+                macs[k].clear.eq(pipe.end[at_mac + 1]),  # the word after a block's end
             ]
             # The block's state is read to arrive with its final sums.
             with m.If(pipe.end[upd_at - 1]):
                 m.d.comb += state_r[k].addr.eq(pipe.block[upd_at - 1])
-            r = real_count(k, pipe.block[MAC_IN])
+            r = real_count(k, pipe.block[at_mac])
             counts.add(
-                pipe.word[MAC_IN],
+                pipe.word[at_mac],
                 "inference",
                 syn_ops=r,
                 adds=r,
@@ -1393,18 +1425,19 @@ class LearningCore(wiring.Component):
                 # previous row's last visit scans it, or the layer is skipped.
                 counts.add(fsm.ongoing(f"SCAN_INIT_{k}"), "learning", state_reads=layer.n_in)
 
-                # VISIT: the record moves on; the factors are read in stage 1, to arrive with
-                # the word in stage 2, where both enter the update lanes.
+                # VISIT: the record moves on; the factors are read a stage before WORD, to
+                # arrive with the word, where both enter the update lanes.
                 upd, stages = updates[k], visiting[k]
+                word_at, write_at, sent_at = visit_stages(k)
                 m.d.sync += stages[1].eq(visit_phase[k])
-                with m.If(stages[1]):
-                    m.d.comb += pf_r.addr.eq(vis[1].block)
-                live, written = stages[2], vis[write_at]
-                r = real_count(k, vis[2].block)
+                with m.If(stages[word_at - 1]):
+                    m.d.comb += pf_r.addr.eq(vis[word_at - 1].block)
+                live, written = stages[word_at], vis[write_at]
+                r = real_count(k, vis[word_at].block)
                 m.d.comb += [
                     upd.weights.eq(words[k]),
                     upd.factors.eq(pf_r.data),
-                    upd.activity.eq(vis[2].activity),
+                    upd.activity.eq(vis[word_at].activity),
                 ]
                 for n in range(lanes):
                     m.d.comb += upd.random[n].eq(draws[n])

@@ -12,6 +12,7 @@ from quant.atomic import atomic_write_text
 from quant.counters import KINDS, PHASES
 from quant.spec import CoreSpec, spec_to_toml
 from rtl.core import LearningCore
+from rtl.geometry import Geometry
 from rtl.memory_map import COUNTER_BITS, REGISTERS, MemoryMap, counter_address, spec_hash
 
 TOP = "plasticore_core"
@@ -19,7 +20,7 @@ TOP = "plasticore_core"
 
 def image_memories(spec: CoreSpec) -> tuple[str, ...]:
     """The memories a memory image initialises (`firmware.images` writes `<name>.hex`)."""
-    names = [f"weights{k}" for k in range(len(spec.hidden) + 1)]
+    names = [name for layer in Geometry(spec).layers for name, _, _ in layer.banks]
     if spec.rule == "drtp" and spec.projection == "rom":
         names += [f"projection{k}" for k in range(len(spec.hidden))]
     return tuple(names)

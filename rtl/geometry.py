@@ -16,6 +16,14 @@ def signed_bits(low: int, high: int) -> int:
     return max(max(high, 0).bit_length(), max(-low - 1, 0).bit_length()) + 1
 
 
+# Words of one weight-memory bank. A layer's weights deeper than this are split into banks of
+# this depth, each bank's read data registered beside its block RAMs before one multiplexer
+# picks the bank: a deep memory's block RAMs are spread over the die, and their slow outputs
+# cannot also cross it through a multiplexer in one cycle. 2048 words of an ECP5 core's
+# 64-bit words are eight DP16KD, joined by Yosys through at most a 4:1 multiplexer.
+BANK_WORDS = 2048
+
+
 def address_bits(depth: int) -> int:
     """Address width of a memory of `depth` words (at least one bit)."""
     return max(1, (depth - 1).bit_length())
@@ -40,6 +48,25 @@ class LayerGeometry:
     @property
     def words(self) -> int:
         return self.n_in * self.blocks
+
+    @property
+    def banks(self) -> tuple[tuple[str, int, int], ...]:
+        """(memory name, first word, words) of each bank of the layer's weight memory: one
+        memory `weights<k>` up to `BANK_WORDS` words, else `weights<k>_<b>`, b = 0, 1, …"""
+        name = f"weights{self.index}"
+        if self.words <= BANK_WORDS:
+            return ((name, 0, self.words),)
+        starts = range(0, self.words, BANK_WORDS)
+        return tuple(
+            (f"{name}_{b}", start, min(BANK_WORDS, self.words - start))
+            for b, start in enumerate(starts)
+        )
+
+    @property
+    def weight_latency(self) -> int:
+        """Cycles from a weight word's address to its data: the block RAM's, and the bank
+        register's where the memory is banked."""
+        return 1 if len(self.banks) == 1 else 2
 
     def real_lanes(self, block: int) -> int:
         """Lanes of `block` that hold a neuron (the last block may be padded)."""

@@ -1,5 +1,6 @@
 """Memory images: spec + weights → `$readmemh` files → spec + weights, and bad files refused."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -8,8 +9,9 @@ import pytest
 from firmware.images import ImageError, image_files, read_images, write_images
 from quant.spec import load_spec
 from rtl.emit import image_memories, verilog_text
+from rtl.geometry import BANK_WORDS
 from sim.chip.params import initial_weights
-from tests.rtl.random_specs import random_spec
+from tests.rtl.random_specs import banked_spec, random_spec
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -118,3 +120,34 @@ def test_verilog_loads_every_image_memory() -> None:
     for name in names:
         assert text.count(f'$readmemh("{name}.hex", {name});') == 1
         assert f"{name}[0] = " not in text
+
+
+def test_banked_layer_images(tmp_path: Path) -> None:
+    """A layer deeper than a bank is one file per bank, `weights<k>_<b>.hex`, of at most
+    `BANK_WORDS` words each, in order; a padding weight is refused at its bank's line, and
+    the Verilog loads each bank from its own file."""
+    spec = banked_spec(1)  # 2 lanes, 72 rows into 144 classes: 5184 words, 3 banks
+    spec = replace(spec, classes=spec.classes - 1)  # block 71 gets a padding lane
+    weights = _weights(spec, 1)
+    files = image_files(spec, weights)
+    last = len(spec.hidden)
+    banks = [f"weights{last}_{b}.hex" for b in range(3)]
+    assert f"weights{last}.hex" not in files and set(banks) <= set(files)
+    sizes = [len(files[name].split()) for name in banks]
+    assert sizes[:2] == [BANK_WORDS] * 2 and sum(sizes) == spec.layer_sizes[-2] * 72
+    write_images(spec, weights, tmp_path)
+    _, back = read_images(tmp_path)
+    np.testing.assert_array_equal(back[-1], weights[-1])
+    # Bank 1 starts at word 2048, inside row 28, whose block 71 is word 2087: line 40.
+    width = 2 * spec.weight_bits // 4
+    top = f"{1 << (2 * spec.weight_bits - 1):0{width}x}"  # a weight in lane 1, padding
+    text = _corrupt(tmp_path, banks[1], lambda t: "\n".join(_replaced(t.split(), 39, top)))
+    assert f"{banks[1]}:40: nonzero weight in a padding lane" in text
+    verilog = verilog_text(spec, weights, images=True)
+    for name in banks:
+        stem = name.removesuffix(".hex")
+        assert verilog.count(f'$readmemh("{name}", {stem});') == 1
+
+
+def _replaced(lines: list[str], index: int, line: str) -> list[str]:
+    return [*lines[:index], line, *lines[index + 1 :]]

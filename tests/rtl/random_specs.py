@@ -9,6 +9,7 @@ import numpy as np
 
 from quant.lfsr import MAXIMAL_TAPS
 from quant.spec import MAX_EXACT_BITS, CoreSpec
+from rtl.geometry import BANK_WORDS
 
 
 def random_spec(seed: int) -> CoreSpec:
@@ -105,3 +106,18 @@ def random_conv_spec(seed: int) -> CoreSpec:
         kernel_bits=kernel_bits,
         acc_bits=max(base.acc_bits, 1 + (largest - 1).bit_length()),
     )
+
+
+def banked_spec(seed: int) -> CoreSpec:
+    """A random learning core whose output layer's weight memory spans three banks
+    (`BANK_WORDS`): the first learning `random_spec` from `seed` on, with 72 rows into the
+    output layer (the inputs, or the last hidden layer's neurons) and 72 blocks of classes,
+    wide enough to bank and narrow enough that no block vector grows long; at most 2 lanes,
+    for a short build."""
+    base = next(s for s in map(random_spec, itertools.count(seed)) if s.rule != "none")
+    rows, lanes = 72, min(base.lanes, 2)
+    blocks = -(-5 * BANK_WORDS // (2 * rows))
+    base = replace(base, name=f"banked{seed}", lanes=lanes, classes=blocks * lanes)
+    if not base.hidden:
+        return replace(base, inputs=rows)
+    return replace(base, hidden=(*base.hidden[:-1], rows))

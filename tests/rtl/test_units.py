@@ -19,8 +19,10 @@ import numpy as np
 import pytest
 from amaranth.hdl import Cat, Fragment, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data
+from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator, SimulatorContext
 
+from firmware.driver import to_signed
 from quant.fixed import ROUNDINGS
 from quant.lfsr import LFSRStream, draws
 from quant.spec import CoreSpec, load_spec
@@ -33,6 +35,7 @@ from rtl.lfp import LFPFactors, Reciprocal
 from rtl.mac import MacLanes
 from rtl.neuron import HardTanhLanes, LIFLanes, state_layout
 from rtl.update import UpdateLanes
+from rtl.weight_memory import WeightMemory
 from sim.chip.golden import (
     LIFState,
     conv_step,
@@ -46,7 +49,7 @@ from sim.chip.golden import (
     weight_update,
 )
 
-from .random_specs import random_specs
+from .random_specs import banked_spec, random_specs
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DIGITS, MNIST, DIGITS_CONV = (
@@ -755,3 +758,52 @@ def test_update_lanes_like_golden(spec: CoreSpec, rounding: str) -> None:
             )
             if spec.rule == "lfp":
                 _expect(out["reward_sum"], w @ f, f"{where} reward share", weights=w, factors=f)
+
+
+@pytest.mark.parametrize("spec", [DIGITS, banked_spec(0)], ids=_name)
+def test_weight_memory_reads_back_its_writes(spec: CoreSpec) -> None:
+    """The output layer's weight memory, one memory or banks: lane-enabled writes on and
+    around every bank's edges, then one read a cycle, each word `latency` cycles later."""
+    layer = Geometry(spec).layers[-1]
+    m = Module()
+
+    def memory(name: str, shape: object, depth: int, init: object = ()) -> Memory:
+        m.submodules[name] = mem = Memory(shape=shape, depth=depth, init=init)
+        return mem
+
+    lanes, bits = spec.lanes, spec.weight_bits
+    wm = WeightMemory(m, memory, layer, data.ArrayLayout(signed(bits), lanes), ())
+    assert len(layer.banks) == (1 if spec is DIGITS else 3)
+    assert wm.latency == (1 if spec is DIGITS else 2)
+    rng = _rng(spec)
+    edges = {start + d for _, start, _ in layer.banks for d in (-1, 0, 1)}
+    addrs = sorted({a for a in edges if 0 <= a < layer.words} | {layer.words - 1})
+    addrs += [int(a) for a in rng.integers(0, layer.words, 24)]
+    model: dict[int, list[int]] = {}
+    mask = (1 << bits) - 1
+
+    async def bench(ctx: SimulatorContext) -> None:
+        for a in addrs:
+            values = [int(v) for v in rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), lanes)]
+            enable = int(rng.integers(1, 1 << lanes))
+            word = model.setdefault(a, [0] * lanes)
+            for n in range(lanes):
+                if enable >> n & 1:
+                    word[n] = values[n]
+            packed = sum((v & mask) << (n * bits) for n, v in enumerate(values))
+            ctx.set(wm.write.addr, a)
+            ctx.set(wm.write.data.as_value(), packed)
+            ctx.set(wm.write.en, enable)
+            await ctx.tick()
+        ctx.set(wm.write.en, 0)
+        for i in range(len(addrs) + wm.latency - 1):
+            if i < len(addrs):
+                ctx.set(wm.read.addr, addrs[i])
+            await ctx.tick()
+            if i >= wm.latency - 1:
+                a = addrs[i - wm.latency + 1]
+                word = ctx.get(wm.read.data.as_value())
+                got = [to_signed(word >> (n * bits) & mask, bits) for n in range(lanes)]
+                assert got == model[a], f"word {a}"
+
+    _simulate(m, bench, clocked=True)

@@ -1,0 +1,68 @@
+"""A layer's weight memory: one memory, or banks whose outputs are registered (`BANK_WORDS`).
+
+The sequencer addresses either the same way, through a read port (`addr`, `data`) and a
+write port (`addr`, `data`, a write enable per lane); only the read latency differs, one
+cycle or two (`LayerGeometry.weight_latency`), and the pipelines that read weights wait for
+it. Banks are memories of their own (`weights<k>_<b>`), so each gets its own image file.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from amaranth.hdl import Array, Module, Mux, Shape, Signal, Value, unsigned
+from amaranth.lib.memory import Memory
+
+from rtl.geometry import BANK_WORDS, LayerGeometry
+from rtl.pipeline import registered
+
+MakeMemory = Callable[[str, object, int, Sequence], Memory]
+
+
+@dataclass(frozen=True)
+class BankedPort:
+    """The ports of a banked memory, as a memory's own ports look to the sequencer."""
+
+    addr: Signal
+    data: Value
+    en: Signal | None = None
+
+
+class WeightMemory:
+    """Layer `layer`'s weights in words of `shape`, preloaded with `init` (else zero)."""
+
+    def __init__(
+        self, m: Module, memory: MakeMemory, layer: LayerGeometry, shape: object, init: Sequence
+    ) -> None:
+        banks = layer.banks
+        self.latency = layer.weight_latency
+        if len(banks) == 1:
+            mem = memory(banks[0][0], shape, layer.words, init)
+            self.read, self.write = mem.read_port(), mem.write_port(granularity=1)
+            return
+        k, lanes, width = layer.index, layer.lanes, Shape.cast(shape).width
+        bits = (BANK_WORDS - 1).bit_length()
+        data = Signal(shape, name=f"weights{k}_data")
+        self.read = BankedPort(Signal(range(layer.words), name=f"weights{k}_raddr"), data)
+        self.write = BankedPort(
+            Signal(range(layer.words), name=f"weights{k}_waddr"),
+            Signal(shape, name=f"weights{k}_wdata"),
+            Signal(lanes, name=f"weights{k}_wen"),
+        )
+        # Stage 1: the banks' outputs, and which bank was read; 2: both registered.
+        chosen = registered(m, self.read.addr[bits:], f"weights{k}_bank")
+        chosen = registered(m, chosen, f"weights{k}_bank2")
+        outputs = []
+        for b, (name, start, words) in enumerate(banks):
+            port = memory(name, shape, words, init[start : start + words])
+            r, w = port.read_port(), port.write_port(granularity=1)
+            here = self.write.addr[bits:] == b
+            m.d.comb += [
+                r.addr.eq(self.read.addr[:bits]),
+                w.addr.eq(self.write.addr[:bits]),
+                w.data.eq(self.write.data),
+                w.en.eq(Mux(here, self.write.en, 0)),
+            ]
+            out = Signal(unsigned(width), name=f"{name}_data")
+            m.d.sync += out.eq(r.data.as_value())
+            outputs.append(out)
+        m.d.comb += data.eq(Array(outputs)[chosen])
