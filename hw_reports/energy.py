@@ -176,12 +176,20 @@ def prices(
     spec: CoreSpec, table: EnergyTable, mems: tuple[MemoryInfo, ...]
 ) -> dict[str, dict[str, Price]]:
     """pJ per event of every priced kind, per phase. A memory access is priced for the
-    largest memory of its kind (the counters do not say which layer's memory it hit); the
-    state counters count neurons, so a state access is one neuron's share of a word."""
+    largest memory of its kind (the counters do not say which layer's memory it hit), a
+    banked layer's banks as one array; the state counters count neurons, so a state access
+    is one neuron's share of a word."""
     geo = Geometry(spec)
 
     def largest(prefix: str) -> MemoryInfo | None:
-        found = [m for m in mems if m.kind == prefix]
+        arrays: dict[str, list[MemoryInfo]] = {}
+        for m in mems:
+            if m.kind == prefix:
+                arrays.setdefault(m.array, []).append(m)
+        found = [
+            MemoryInfo(name, banks[0].width, sum(bank.depth for bank in banks))
+            for name, banks in arrays.items()
+        ]
         return max(found, key=lambda m: m.bits) if found else None
 
     def access(prefix: str, per_neuron: bool = False) -> Price:

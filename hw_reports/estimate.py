@@ -9,7 +9,8 @@ and w·q, and once the reward's A·Σ; the MAC and DRTP multiply by few-bit oper
 adds in LUTs. LUTs and flip-flops follow the datapath width: the performance counters at a
 fixed cost per bit and every other bit of the lane datapaths at a rate calibrated once on the
 synthesised digits cores (`CALIBRATION`), LFP's learning bits at an extra rate of their own,
-so the estimate's error on other specs measures the model.
+so the estimate's error on other specs measures the model; a banked weight memory's
+registers (`bank_register_bits`) are counted as they are.
 """
 
 import math
@@ -101,6 +102,16 @@ def learning_bits(spec: CoreSpec) -> int:
     )
 
 
+def bank_register_bits(spec: CoreSpec) -> int:
+    """Flip-flops of the banked weight memories: each bank's registered word, and the bank
+    read, registered twice. Counted exactly, as the calibration cores have no banks."""
+    return sum(
+        len(layer.banks) * spec.lanes * spec.weight_bits + 2 * (len(layer.banks) - 1).bit_length()
+        for layer in Geometry(spec).layers
+        if len(layer.banks) > 1
+    )
+
+
 def datapath_bits(spec: CoreSpec, mems: tuple[MemoryInfo, ...]) -> int:
     """Bits of the lane datapaths: sums and neuron state per layer, and the learning bits."""
     geo = Geometry(spec)
@@ -156,7 +167,7 @@ def estimate(spec: CoreSpec, mems: tuple[MemoryInfo, ...] | None = None) -> Reso
 
     return ResourceEstimate(
         luts=scaled("luts", LUT_PER_COUNTER_BIT),
-        flip_flops=scaled("flip_flops", FF_PER_COUNTER_BIT),
+        flip_flops=scaled("flip_flops", FF_PER_COUNTER_BIT) + bank_register_bits(spec),
         dsps=dsps(spec),
         brams=sum(brams(m) for m in mems if in_block_ram(m)),
         lutram=sum(lutram(m) for m in mems if not in_block_ram(m)),

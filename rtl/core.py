@@ -223,6 +223,12 @@ class MemoryInfo:
         return unindexed(self.name)
 
     @property
+    def array(self) -> str:
+        """The memory a bank belongs to ("weights0" for "weights0_2"): banks exist for FPGA
+        timing, so the energy model prices the whole layer's array."""
+        return re.sub(r"_\d+$", "", self.name)
+
+    @property
     def learning(self) -> bool:
         return self.kind in LEARNING_MEMORIES
 

@@ -15,6 +15,7 @@ from hw_reports.energy import (
     energy,
     load_table,
     parse_table,
+    prices,
 )
 from quant.counters import PHASES
 from quant.spec import load_spec
@@ -92,6 +93,19 @@ def test_sram_energy_grows_with_size_and_word(table) -> None:
     assert table.sram_access(2048, 64) == pytest.approx(5.0)  # extrapolated, slope 1/2
     assert table.op("mult", 8) == 0.2 and table.op("mult", 9) == 0.79
     assert table.op("add", 64) == pytest.approx(0.2)
+
+
+def test_banked_weights_are_priced_as_one_array(table) -> None:
+    """Banks are for FPGA timing: a read is priced at the size of the layer's whole weight
+    memory, the MNIST core's five banks (79.6 KiB) as one array, not one 16 KiB bank."""
+    spec = load_spec("configs/mnist.toml")
+    mems = memories(spec)
+    banks = [m for m in mems if m.array == "weights0"]
+    assert [m.name for m in banks] == [f"weights0_{b}" for b in range(5)]
+    price = prices(spec, table, mems)["inference"]["weight_reads"]
+    whole = sum(m.bits for m in banks) / 8
+    assert price.pj == pytest.approx(table.sram_access(whole, 64))
+    assert price.pj > 2 * table.sram_access(banks[0].bits / 8, 64)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from pathlib import Path
 from hw_reports.estimate import (
     CALIBRATION,
     _rates,
+    bank_register_bits,
     brams,
     calibration_specs,
     estimate,
@@ -16,7 +17,7 @@ from hw_reports.estimate import (
 )
 from hw_reports.fpga import parse_cells, parse_nextpnr_report
 from quant.spec import load_spec
-from rtl.core import MemoryInfo
+from rtl.core import MemoryInfo, memories
 
 DATA = Path(__file__).parent / "data"
 DIGITS = load_spec("configs/digits.toml")
@@ -27,6 +28,16 @@ def test_block_ram_takes_the_cheapest_aspect_ratio() -> None:
     assert brams(MemoryInfo("inputs", 4, 784)) == 1  # 4 × 4096
     assert brams(MemoryInfo("events_in", 18, 784)) == 1  # 18 × 1024: base 14 + code 4
     assert lutram(MemoryInfo("state0", 584, 13)) == 146
+
+
+def test_banked_memories_cost_their_registers_and_no_blocks() -> None:
+    """MNIST's layer 1 in five banks: 5 × 64 word bits and twice the 3-bit bank read, as
+    many DP16KD as one 10192-word memory (the last bank's 2000 words fill 8 as well)."""
+    mnist = load_spec("configs/mnist.toml")
+    assert bank_register_bits(DIGITS) == 0
+    assert bank_register_bits(mnist) == 5 * 64 + 2 * 3
+    banks = [m for m in memories(mnist) if m.array == "weights0"]
+    assert sum(brams(m) for m in banks) == brams(MemoryInfo("weights0", 64, 10192))
 
 
 def test_dsp_and_bram_match_place_and_route_of_digits() -> None:
