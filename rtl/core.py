@@ -56,13 +56,16 @@ states, so each state touches its own layer's memories without run-time muxes):
 
 Timing: every path runs between registers through a few logic levels, for about 100 MHz
 on an ECP5. A block RAM's read data is registered before any use (its output alone takes
-~6 ns there), so is every multiplier's product, and addresses come from registers through
-at most an adder and a multiplexer. The pipelines cost cycles, never throughput: a word a
-cycle still enters each MAC and update lanes, the latency shows only where a layer waits
-for the one below (and the step for the output layer) to drain.
+~6 ns there); a weight memory deeper than `BANK_WORDS` is banked (`rtl.weight_memory`),
+each bank's output registered before the bank is chosen, a cycle more for that layer's
+readers (`mac_in`, VISIT's WORD stage, `bus_latency`). Every multiplier's product is
+registered, and addresses come from registers through at most an adder and a multiplexer.
+The pipelines cost cycles, never throughput: a word a cycle still enters each MAC and
+update lanes, the latency shows only where a layer waits for the one below (and the step
+for the output layer) to drain.
 
-Weights live in one memory per layer, words of L lanes (§5); neuron state in one memory
-per layer, a word per block. The host sees the memories through the bus only while the
+Weights live in one memory (or its banks) per layer, words of L lanes (§5); neuron state
+in one memory per layer, a word per block. The host sees the memories through the bus only while the
 core is idle; the bus answers two cycles after a request, three where a weight memory
 is banked (`bus_latency`).
 """
