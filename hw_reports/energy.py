@@ -33,12 +33,15 @@ UNIT_OF_KIND: dict[str, str] = {
     "lfsr_draws": "LFSRs",
     "weight_reads": "weight memory",
     "weight_writes": "weight memory",
+    "kernel_reads": "kernel memory",
     "state_reads": "neuron-state memory",
     "state_writes": "neuron-state memory",
     "proj_reads": "projection ROM",
     "table_reads": "LFP tables",
 }
 UNPRICED = tuple(kind for kind in KINDS if kind not in UNIT_OF_KIND)
+# Priced apart from the contract's kind that counts it (`GoldenCore.kernel_reads`).
+KERNEL_READS = "kernel_reads"
 
 
 class TableError(PlasticoreError):
@@ -177,14 +180,14 @@ def prices(
 ) -> dict[str, dict[str, Price]]:
     """pJ per event of every priced kind, per phase. A memory access is priced for the
     largest memory of its kind (the counters do not say which layer's memory it hit), a
-    banked layer's banks as one array; the state counters count neurons, so a state access
-    is one neuron's share of a word."""
+    banked layer's banks as one array, the front end's neuron state as a state memory; the
+    state counters count neurons, so a state access is one neuron's share of a word."""
     geo = Geometry(spec)
 
-    def largest(prefix: str) -> MemoryInfo | None:
+    def largest(*kinds: str) -> MemoryInfo | None:
         arrays: dict[str, list[MemoryInfo]] = {}
         for m in mems:
-            if m.kind == prefix:
+            if m.kind in kinds:
                 arrays.setdefault(m.array, []).append(m)
         found = [
             MemoryInfo(name, banks[0].width, sum(bank.depth for bank in banks))
@@ -192,10 +195,10 @@ def prices(
         ]
         return max(found, key=lambda m: m.bits) if found else None
 
-    def access(prefix: str, per_neuron: bool = False) -> Price:
-        mem = largest(prefix)
+    def access(*kinds: str, per_neuron: bool = False) -> Price:
+        mem = largest(*kinds)
         if mem is None:
-            return Price(0.0, f"no {prefix} memory")
+            return Price(0.0, f"no {kinds[0]} memory")
         bits = mem.width // spec.lanes if per_neuron else mem.width
         energy = table.sram_access(mem.bits / 8, bits)
         return Price(energy, f"{bits}-bit access, {mem.bits / 8192:.2f} KiB {mem.name}")
@@ -208,8 +211,9 @@ def prices(
     shared = {
         "weight_reads": access("weights"),
         "weight_writes": access("weights"),
-        "state_reads": access("state", per_neuron=True),
-        "state_writes": access("state", per_neuron=True),
+        KERNEL_READS: access("kernels"),
+        "state_reads": access("state", "conv_state", per_neuron=True),
+        "state_writes": access("state", "conv_state", per_neuron=True),
         "proj_reads": access("projection"),
         "table_reads": Price(
             table.sram_access(table_bits / 8, spec.reward_bits),
@@ -266,14 +270,24 @@ def energy(
     samples: int,
     table: EnergyTable,
     mems: tuple[MemoryInfo, ...],
+    kernel_reads: int = 0,
 ) -> EnergyReport:
-    """Price `counters` (contract §8, summed over `samples`) per sample."""
+    """Price `counters` (contract §8, summed over `samples`) per sample; `kernel_reads` of
+    the inference `weight_reads` are the front end's, priced at the kernel memory."""
     if samples < 1:
         raise PlasticoreError(f"energy needs at least one sample, got {samples}")
+    if not 0 <= kernel_reads <= counters["inference"]["weight_reads"]:
+        raise PlasticoreError(
+            f"kernel_reads {kernel_reads} outside the {counters['inference']['weight_reads']} "
+            "inference weight reads that count them"
+        )
     table_prices = prices(spec, table, mems)
+    counts = {phase: {**counters[phase], KERNEL_READS: 0} for phase in PHASES}
+    counts["inference"]["weight_reads"] -= kernel_reads
+    counts["inference"][KERNEL_READS] = kernel_reads
     per_kind = {
         phase: {
-            kind: counters[phase][kind] * table_prices[phase][kind].pj / samples
+            kind: counts[phase][kind] * table_prices[phase][kind].pj / samples
             for kind in UNIT_OF_KIND
         }
         for phase in PHASES

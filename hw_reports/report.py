@@ -36,7 +36,7 @@ from quant.errors import PlasticoreError
 from quant.spec import CoreSpec, spec_to_toml
 from rtl.core import MemoryInfo, memories, unindexed
 from sim.chip.golden import GoldenCore
-from sim.chip.params import initial_weights
+from sim.chip.params import initial_kernels, initial_weights
 from sim.chip.train import dataset_codes
 from sim.data import load_dataset
 
@@ -98,16 +98,21 @@ def _stage(work: Path, name: str, key: str, run: Callable[[], dict], progress: b
 
 
 def golden_counters(
-    spec: CoreSpec, weights: Sequence[np.ndarray], x: np.ndarray, labels: np.ndarray
+    spec: CoreSpec,
+    weights: Sequence[np.ndarray],
+    x: np.ndarray,
+    labels: np.ndarray,
+    kernels: np.ndarray | None = None,
 ) -> dict:
-    """Counters of `spec` over the samples: online learning, or inference for rule none."""
-    core = GoldenCore(spec, [np.array(w) for w in weights])
+    """Counters of `spec` over the samples (online learning, or inference for rule none),
+    and the front end's kernel reads among them."""
+    core = GoldenCore(spec, [np.array(w) for w in weights], kernels=kernels)
     for sample, label in zip(x, labels, strict=True):
         if spec.rule == "none":
             core.infer(sample)
         else:
             core.learn(sample, int(label))
-    return core.counters.as_dict()
+    return {"counters": core.counters.as_dict(), "kernel_reads": core.kernel_reads}
 
 
 def _energy_json(report: EnergyReport) -> dict:
@@ -133,10 +138,10 @@ def _memory_json(mems: Sequence[MemoryInfo]) -> dict:
     }
 
 
-def _cosim(spec: CoreSpec, weights, x, labels, build: Path, config: ReportConfig) -> dict:
+def _cosim(spec: CoreSpec, weights, kernels, x, labels, build: Path, config: ReportConfig) -> dict:
     from plasticore.verify import verify  # cocotb and the simulators only when asked for
 
-    report = verify(spec, weights, x, labels, build, learn=True, sim=config.sim)
+    report = verify(spec, weights, x, labels, build, learn=True, sim=config.sim, kernels=kernels)
     return {
         "samples": report.samples,
         "sim": config.sim,
@@ -155,46 +160,52 @@ def build_report(
     config: ReportConfig,
     weights: Sequence[np.ndarray] | None = None,
     progress: bool = True,
+    kernels: np.ndarray | None = None,
 ) -> dict:
-    """Measure `spec` against its inference-only twin; write report.json, report.md, plots."""
+    """Measure `spec` against its inference-only twin; write report.json, report.md, plots.
+    Weights and a front end's kernels default to `initial_weights` and `initial_kernels`."""
     if spec.rule == "none":
         raise PlasticoreError(
             f"spec {spec.name!r} has rule 'none': the report measures a learning core "
             "against its inference-only twin"
         )
-    spec.require_no_conv("the hardware report")
     out = Path(out_dir)
     work = out / "stages"
     work.mkdir(parents=True, exist_ok=True)
     variants = {"learning": spec, "inference_only": spec.inference_only()}
     weights = [np.asarray(w) for w in (weights or initial_weights(spec))]
+    if spec.conv:
+        kernels = spec.kernel_array(initial_kernels(spec) if kernels is None else kernels)
     dataset = load_dataset(config.data, seed=0, root=config.data_root)
     x, _ = dataset_codes(spec, dataset)
     n = min(config.samples, len(x))
     labels = dataset.y_train
-    w_key = hashlib.sha256(b"".join(np.ascontiguousarray(w, np.int64).tobytes() for w in weights))
+    arrays = [*weights, *([kernels] if spec.conv else [])]
+    w_key = hashlib.sha256(b"".join(np.ascontiguousarray(a, np.int64).tobytes() for a in arrays))
     base = (spec_to_toml(spec), w_key.hexdigest(), config.data, n)
     table = load_table(config.table)
 
-    counts = {
+    runs = {
         variant: _stage(
             work,
             f"counters-{variant}",
-            _key(*base, variant),
-            lambda s=s: golden_counters(s, weights, x[:n], labels[:n]),
+            _key(*base, variant, "with kernel reads"),
+            lambda s=s: golden_counters(s, weights, x[:n], labels[:n], kernels),
             progress,
         )
         for variant, s in variants.items()
     }
     mems = {variant: memories(s) for variant, s in variants.items()}
+    counts = {variant: run["counters"] for variant, run in runs.items()}
     energies = {
-        variant: energy(s, counts[variant], n, table, mems[variant])
+        variant: energy(s, counts[variant], n, table, mems[variant], runs[variant]["kernel_reads"])
         for variant, s in variants.items()
     }
     result: dict = {
         "spec": spec.name,
         "rule": spec.rule,
         "spec_toml": spec_to_toml(spec),
+        "front_end": spec.conv,
         "data": config.data,
         "samples": n,
         "table": {
@@ -217,7 +228,7 @@ def build_report(
             work,
             "cosim",
             _key(*base, m, config.sim, _rtl_digest()),
-            lambda: _cosim(spec, weights, x[:m], labels[:m], work / "cosim", config),
+            lambda: _cosim(spec, weights, kernels, x[:m], labels[:m], work / "cosim", config),
             progress,
         )
     if progress and (config.synth or config.fpga):
@@ -246,6 +257,8 @@ MEMORY_UNITS = {
     "projection": "learning memories",
 }
 TOP_UNIT = "sequencer, bus, LFSRs"
+# The convolutional front end: its module and everything in it, logic and memories.
+FRONT_END, FRONT_END_UNIT = "front_end", "convolutional front end"
 VARIANTS = ("learning", "inference_only")
 OTHER_MEMORIES = "input and event memories"
 
@@ -254,11 +267,15 @@ def area_by_unit(synthesis: dict, transistor_um2: float, bit_um2: float) -> dict
     """ASIC-style area (µm²) per unit: logic transistors and memory bits, each priced."""
     units: dict[str, float] = {}
     for path, module in synthesis["modules"].items():
-        name = path.split(".")[-1] if "." in path else ""
-        unit = LOGIC_UNITS.get(unindexed(name), TOP_UNIT)
+        parts = path.split(".")[1:]
+        unit = LOGIC_UNITS.get(unindexed(parts[-1]), TOP_UNIT) if parts else TOP_UNIT
+        if FRONT_END in parts or parts == ["conv_emitter"]:
+            unit = FRONT_END_UNIT
         units[unit] = units.get(unit, 0.0) + module["transistors"] * transistor_um2
     for memory in synthesis["memories"]:
         unit = MEMORY_UNITS.get(unindexed(memory["name"]), OTHER_MEMORIES)
+        if memory["name"].split(".")[0] == FRONT_END:
+            unit = FRONT_END_UNIT
         units[unit] = units.get(unit, 0.0) + memory["bits"] * bit_um2
     return units
 
@@ -349,7 +366,12 @@ def render_markdown(result: dict) -> str:
         f"from the golden model's counters over {result['samples']} training samples of "
         f"`{result['data']}` (online learning from the given weights). Priced: the datapath "
         "and the memory arrays the counters see; not priced: clock tree, control, leakage "
-        "and the event-list memories.",
+        "and the event-list memories"
+        + (
+            " (and the front end's current memory: §8 counts its adds, not its accesses)."
+            if result["front_end"]
+            else "."
+        ),
         "",
         "## Energy per sample (pJ)",
         "",
@@ -546,7 +568,12 @@ def _hardware_markdown(result: dict) -> list[str]:
         title,
         "",
         "The estimate comes from the spec alone in seconds (`hw_reports/estimate.py`); "
-        "its error against place and route is shown where both exist.",
+        "its error against place and route is shown where both exist."
+        + (
+            " It does not model the convolutional front end's logic."
+            if result["front_end"]
+            else ""
+        ),
         "",
         markdown_table(["", "learning core", "inference-only core"], rows),
         "",

@@ -123,6 +123,7 @@ def _report(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     weights = load_params(args.params, spec)[0] if args.params else None
+    kernels = load_kernels(args.params, spec) if args.params and spec.conv else None
     config = ReportConfig(
         data=args.data,
         data_root=args.data_root,
@@ -134,7 +135,7 @@ def _report(args: argparse.Namespace) -> int:
         table=args.table,
     )
     out = Path(args.out or Path("hw_reports") / spec.name)
-    build_report(spec, out, config, weights, progress=not args.quiet)
+    build_report(spec, out, config, weights, progress=not args.quiet, kernels=kernels)
     print((out / "report.md").read_text())
     return 0
 

@@ -253,6 +253,9 @@ class GoldenCore:
             self._conv_words = reach * spec.blocks(spec.conv_channels)
             self._conv_taps = reach * spec.conv_channels
         self.counters = Counters()
+        # The front end's kernel word reads, which §8 counts among `weight_reads`: apart, so
+        # that the energy model prices them at the kernel memory's size.
+        self.kernel_reads = 0
         self._stream = LFSRStream(rounding_lfsr(spec), lfsr_state)
         self._acc = spec.accumulator
         if spec.rule == "drtp":
@@ -352,6 +355,7 @@ class GoldenCore:
         events = per_step != 0
         taps = int((events * self._conv_taps).sum())
         words = int((events * self._conv_words).sum())
+        self.kernel_reads += words
         channels, rows, cols = spec.conv_shape
         neuron_steps = spec.conv_outputs * spec.time_steps
         self.counters.add(

@@ -11,7 +11,7 @@ from plasticore.cli import main
 from quant.errors import PlasticoreError
 from quant.spec import load_spec
 from rtl.core import memories
-from sim.chip.params import initial_weights
+from sim.chip.params import initial_kernels, initial_weights
 from sim.chip.train import dataset_codes
 from sim.data import load_dataset
 
@@ -29,9 +29,9 @@ def test_energy_matches_the_priced_golden_counters(report) -> None:
     _, result = report
     dataset = load_dataset("digits", seed=0)
     x, _ = dataset_codes(SPEC, dataset)
-    counters = golden_counters(SPEC, initial_weights(SPEC), x[:12], dataset.y_train[:12])
-    assert counters == result["counters"]["learning"]
-    expected = energy(SPEC, counters, 12, load_table(), memories(SPEC))
+    run = golden_counters(SPEC, initial_weights(SPEC), x[:12], dataset.y_train[:12])
+    assert run["counters"] == result["counters"]["learning"] and run["kernel_reads"] == 0
+    expected = energy(SPEC, run["counters"], 12, load_table(), memories(SPEC))
     got = result["energy"]["learning"]["per_sample_pj"]
     assert got["learning"] == pytest.approx(expected.phase("learning"))
     assert result["learning_energy_overhead_pct"] == pytest.approx(
@@ -57,10 +57,11 @@ def test_report_files_and_resume(report) -> None:
     first = (out / "memory_accesses.svg").read_bytes()
     stage = next((out / "stages").glob("counters-learning-*.json"))
     kept = json.loads(stage.read_text())
-    kept["value"]["learning"]["adds"] += 1000  # a kept stage is read back, not recomputed
+    kept["value"]["counters"]["learning"]["adds"] += 1000  # read back, not recomputed
     stage.write_text(json.dumps(kept))
     again = build_report(SPEC, out, CONFIG, progress=False)
-    assert again["counters"]["learning"]["learning"]["adds"] == kept["value"]["learning"]["adds"]
+    adds = kept["value"]["counters"]["learning"]["adds"]
+    assert again["counters"]["learning"]["learning"]["adds"] == adds
     assert (out / "memory_accesses.svg").read_bytes() == first  # same accesses, same bytes
     assert b"<svg" in first and b"<dc:date>" not in first
 
@@ -78,3 +79,30 @@ def test_cli_report_writes_to_out(tmp_path, capsys) -> None:
     assert code == 0
     assert "Learning-state memory" in capsys.readouterr().out
     assert (tmp_path / "report.json").exists()
+
+
+def test_front_end_kernel_reads_are_priced_apart(tmp_path) -> None:
+    """`digits_conv`: the front end's kernel word reads leave the weight reads and are
+    priced at the kernel memory; the contract's weight reads are still their sum, and the
+    energy is the counters priced one by one."""
+    spec = load_spec("configs/digits_conv.toml")
+    result = build_report(spec, tmp_path, CONFIG, progress=False)
+    dataset = load_dataset("digits", seed=0)
+    x, _ = dataset_codes(spec, dataset)
+    kernels = initial_kernels(spec)
+    run = golden_counters(spec, initial_weights(spec), x[:12], dataset.y_train[:12], kernels)
+    counted = run["counters"]["inference"]["weight_reads"]
+    assert 0 < run["kernel_reads"] < counted
+    priced = result["energy"]["learning"]
+    prices = {k: v["pj"] for k, v in priced["prices"]["inference"].items()}
+    assert "kernels" in priced["prices"]["inference"]["kernel_reads"]["as"]
+    # Most state accesses are the conv neurons': priced at the larger conv state memory.
+    assert "conv_state" in priced["prices"]["inference"]["state_reads"]["as"]
+    assert prices["kernel_reads"] < prices["weight_reads"]  # 36 B of kernels, 4.5 KiB of weights
+    inference = priced["per_kind_pj"]["inference"]
+    assert inference["kernel_reads"] == pytest.approx(
+        run["kernel_reads"] * prices["kernel_reads"] / 12
+    )
+    fc_reads = counted - run["kernel_reads"]
+    assert inference["weight_reads"] == pytest.approx(fc_reads * prices["weight_reads"] / 12)
+    assert priced["per_unit_pj"]["inference"]["kernel memory"] == inference["kernel_reads"]

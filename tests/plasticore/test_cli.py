@@ -183,13 +183,14 @@ def test_nir_export_then_import_gives_the_core_back(tmp_path, capsys) -> None:
     assert "none.nir" in _error_line(capsys)
 
 
-def test_report_refuses_a_conv_front_end_by_name(tmp_path, capsys) -> None:
-    """The hardware report does not price the front end yet: it refuses it by name instead
-    of reading the conv neurons as the core's inputs."""
-    args = ["report", "--spec", "configs/digits_conv.toml", "--out", str(tmp_path)]
-    assert main(args) == 2
-    assert "conv_channels" in _error_line(capsys)
-    assert not any(tmp_path.iterdir())
+def test_report_prices_a_conv_front_end(tmp_path, capsys) -> None:
+    """The report of a core with the front end: its kernel reads priced apart."""
+    args = ["report", "--spec", "configs/digits_conv.toml", "--samples", "3"]
+    args += ["--cosim-samples", "0", "--no-synth", "--no-fpga", "--out", str(tmp_path), "--quiet"]
+    assert main(args) == 0
+    assert "kernel memory" in capsys.readouterr().out
+    result = json.loads((tmp_path / "report.json").read_text())
+    assert result["energy"]["learning"]["per_kind_pj"]["inference"]["kernel_reads"] > 0
 
 
 def test_rtl_packages_a_core_with_front_end(tmp_path) -> None:
