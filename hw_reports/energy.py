@@ -39,7 +39,6 @@ UNIT_OF_KIND: dict[str, str] = {
     "proj_reads": "projection ROM",
     "table_reads": "LFP tables",
 }
-UNPRICED = tuple(kind for kind in KINDS if kind not in UNIT_OF_KIND)
 # Priced apart from the contract's kind that counts it (`GoldenCore.kernel_reads`).
 KERNEL_READS = "kernel_reads"
 
