@@ -1518,8 +1518,7 @@ class LearningCore(wiring.Component):
                         m.d.sync += valid.eq(valid | (Const(1, len(valid)) << to.row))
                     counts.add(stages[write_at] & written.last, "learning", mults=1, state_writes=1)
         # Last, so that it overrides: a listed row taken this cycle (`take_listed_row`).
-        if learning and not scanned(0) and spec.encoding == "intensity":
-            with m.If(take_listed):
-                m.d.sync += [row_base.eq(ev_in_r.data.base), activity.eq(listed_activity)]
+        with m.If(take_listed):
+            m.d.sync += [row_base.eq(ev_in_r.data.base), activity.eq(listed_activity)]
         counts.drive(m, counters)
         return m
