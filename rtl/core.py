@@ -751,15 +751,9 @@ class LearningCore(wiring.Component):
             """Start visiting a row: every block with a post factor."""
             return visit_blocks(active_blocks)
 
-        # A listed row's base and activity come straight from the event list's block RAM,
-        # whose output is slow: they are chosen over every other assignment by one flag
-        # (kept as a net, so that synthesis leaves a single multiplexer behind the RAM).
-        take_listed = Signal(attrs={"keep": 1})
-
-        def take_listed_row() -> None:
+        def take_listed_row() -> list:
             """Layer 1 under `intensity`: visit the input row of the list entry read."""
-            m.d.comb += take_listed.eq(1)
-            m.d.sync += visit_row()
+            return [row_base.eq(ev_in_r.data.base), activity.eq(listed_activity), *visit_row()]
 
         def enter_layer(k: int) -> None:
             m.d.sync += [block.eq(0), event.eq(0), event_next.eq(1)]
@@ -1048,8 +1042,7 @@ class LearningCore(wiring.Component):
                 with m.State(f"SCAN_{k}"):
                     if listed:
                         m.d.comb += ev_in_r.addr.eq(event)
-                        take_listed_row()
-                        m.d.sync += visit_phase[k].eq(1)
+                        m.d.sync += [*take_listed_row(), visit_phase[k].eq(1)]
                         m.next = f"VISIT_{k}"
                     else:
                         m.d.comb += activity_addr(k, ahead=1)
@@ -1127,8 +1120,7 @@ class LearningCore(wiring.Component):
                         m.d.comb += leave_to_drain[k].eq(1)
                     with m.Else():
                         m.d.comb += ev_in_r.addr.eq(event + 1)
-                        take_listed_row()
-                        m.d.sync += event.eq(event + 1)
+                        m.d.sync += [event.eq(event + 1), *take_listed_row()]
                 else:
                     with m.If(row_ends):
                         m.d.comb += activity_addr(k, ahead=2)
@@ -1517,8 +1509,5 @@ class LearningCore(wiring.Component):
                             m.d.comb += rew_w.data[n].eq(reward)
                         m.d.sync += valid.eq(valid | (Const(1, len(valid)) << to.row))
                     counts.add(stages[write_at] & written.last, "learning", mults=1, state_writes=1)
-        # Last, so that it overrides: a listed row taken this cycle (`take_listed_row`).
-        with m.If(take_listed):
-            m.d.sync += [row_base.eq(ev_in_r.data.base), activity.eq(listed_activity)]
         counts.drive(m, counters)
         return m
