@@ -53,8 +53,8 @@ class WeightMemory:
         chosen = registered(m, chosen, f"weights{k}_bank2")
         outputs = []
         for b, (name, start, words) in enumerate(banks):
-            port = memory(name, shape, words, init[start : start + words])
-            r, w = port.read_port(), port.write_port(granularity=1)
+            bank = memory(name, shape, words, init[start : start + words])
+            r, w = bank.read_port(), bank.write_port(granularity=1)
             here = self.write.addr[bits:] == b
             m.d.comb += [
                 r.addr.eq(self.read.addr[:bits]),
