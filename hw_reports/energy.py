@@ -24,6 +24,8 @@ DEFAULT_TABLE = Path(__file__).parent / "tables" / "horowitz_45nm.toml"
 ENERGY_UNITS = {"fJ": 1e-3, "pJ": 1.0, "nJ": 1e3}
 AREA_UNITS = {"um2": 1.0, "mm2": 1e6}
 
+# Priced apart from the contract's kind that counts it (`GoldenCore.kernel_reads`).
+KERNEL_READS = "kernel_reads"
 # The unit of the core each priced counter kind belongs to; `syn_ops` is a metric whose
 # additions and multiplications are counted as `adds`/`mults`, `cycles` is time.
 UNIT_OF_KIND: dict[str, str] = {
@@ -33,14 +35,12 @@ UNIT_OF_KIND: dict[str, str] = {
     "lfsr_draws": "LFSRs",
     "weight_reads": "weight memory",
     "weight_writes": "weight memory",
-    "kernel_reads": "kernel memory",
+    KERNEL_READS: "kernel memory",
     "state_reads": "neuron-state memory",
     "state_writes": "neuron-state memory",
     "proj_reads": "projection ROM",
     "table_reads": "LFP tables",
 }
-# Priced apart from the contract's kind that counts it (`GoldenCore.kernel_reads`).
-KERNEL_READS = "kernel_reads"
 
 
 class TableError(PlasticoreError):

@@ -65,9 +65,9 @@ update lanes, the latency shows only where a layer waits for the one below (and 
 for the output layer) to drain.
 
 Weights live in one memory (or its banks) per layer, words of L lanes (§5); neuron state
-in one memory per layer, a word per block. The host sees the memories through the bus only while the
-core is idle; the bus answers two cycles after a request, three where a weight memory
-is banked (`bus_latency`).
+in one memory per layer, a word per block. The host sees the memories through the bus only
+while the core is idle; the bus answers two cycles after a request, three where a weight
+memory is banked (`bus_latency`).
 """
 
 import functools
