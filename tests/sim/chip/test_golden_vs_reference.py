@@ -92,7 +92,8 @@ def core_specs(draw: st.DrawFn) -> CoreSpec:
             recip_bits=recip_bits,
             q_frac=q_frac,
         )
-        shifts = st.one_of(st.integers(0, 12), st.integers(0, min(40, MAX_EXACT_BITS - q_frac)))
+        shift_top = min(40, MAX_EXACT_BITS - q_frac)
+        shifts = st.one_of(st.integers(0, min(12, shift_top)), st.integers(0, shift_top))
     else:
         shifts = st.one_of(st.integers(0, 4), st.integers(0, 40))
     if rule != "none":
