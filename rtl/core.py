@@ -52,7 +52,9 @@ states, so each state touches its own layer's memories without run-time muxes):
                    scans the next row, so active rows follow one another without a gap and a
                    silent row after an active one costs nothing; the other silent rows cost a
                    SCAN cycle each. Under `intensity` layer 1 walks the input event list
-                   (exactly its active rows). DRAIN_k waits for the layer's last write
+                   (exactly its active rows), each entry read a cycle before it is taken.
+                   SCAN's and VISIT's datapaths run under phase flags of their own, not the
+                   decode of this state. DRAIN_k waits for the layer's last write
 
 Timing: every path runs between registers through a few logic levels, for about 100 MHz
 on an ECP5. A block RAM's read data is registered before any use (its output alone takes
@@ -62,7 +64,9 @@ readers (`mac_in`, VISIT's WORD stage, `bus_latency`). Every multiplier's produc
 registered, and addresses come from registers through at most an adder and a multiplexer.
 The pipelines cost cycles, never throughput: a word a cycle still enters each MAC and
 update lanes, the latency shows only where a layer waits for the one below (and the step
-for the output layer) to drain.
+for the output layer) to drain. One exception is left: SCAN/VISIT of a layer above 1 (and
+of layer 1 behind the front end) decide on the state word read the cycle it arrives,
+the learning cores' critical path.
 
 Weights live in one memory (or its banks) per layer, words of L lanes (§5); neuron state
 in one memory per layer, a word per block. The host sees the memories through the bus only
@@ -615,6 +619,9 @@ class LearningCore(wiring.Component):
         pf_phase = [Signal(name=f"pf_phase{k}") for k in range(len(layers))]
         scan_phase = {k: Signal(name=f"scan_phase{k}") for k in range(len(layers)) if scanned(k)}
         pred_phase = Signal()
+        scanning = [Signal(name=f"scanning{k}") for k in range(len(layers))]
+        scan_to_visit = [Signal(name=f"scan{k}_to_visit") for k in range(len(layers))]
+        scan_to_drain = [Signal(name=f"scan{k}_to_drain") for k in range(len(layers))]
         visit_phase = [Signal(name=f"visit_phase{k}") for k in range(len(layers))]
         leave_to_drain = [Signal(name=f"leave{k}_to_drain") for k in range(len(layers))]
         leave_to_scan = [Signal(name=f"leave{k}_to_scan") for k in range(len(layers))]
@@ -659,7 +666,10 @@ class LearningCore(wiring.Component):
             ]
 
         act_lane = Signal(range(per_word))  # layer 1's activity: the input's lane
-        x_listed = ev_in_r.data.x
+        # The list entry the listed walk takes next (entry `event`), read a cycle ahead:
+        # the row base it gives leaves a register, not the list's block RAM.
+        listed_next = Signal(event0, name="listed_next")
+        x_listed = listed_next.x
         listed_activity = times(x_listed, steps) if spec.spiking else x_listed
 
         def activity_of(k: int, ahead: int = 0) -> object:
@@ -732,11 +742,10 @@ class LearningCore(wiring.Component):
         def advance_row(k: int) -> None:
             """Move to the next presynaptic row, or drain the layer after the last one."""
             with m.If(row == scan_rows(k) - 1):
-                m.next = f"DRAIN_{k}"
+                m.d.comb += scan_to_drain[k].eq(1)
             with m.Else():
                 move_row(k, 1)
                 m.d.sync += activity_next(k, 2)
-                m.next = f"SCAN_{k}"
 
         def visit_blocks(blocks: Value) -> list:
             """Next cycle visit `blocks`, lowest first. What follows the lowest is kept apart
@@ -751,9 +760,17 @@ class LearningCore(wiring.Component):
             """Start visiting a row: every block with a post factor."""
             return visit_blocks(active_blocks)
 
-        def take_listed_row() -> list:
-            """Layer 1 under `intensity`: visit the input row of the list entry read."""
-            return [row_base.eq(ev_in_r.data.base), activity.eq(listed_activity), *visit_row()]
+        def take_listed_row() -> None:
+            """Layer 1 under `intensity`: visit the input row of the next list entry, and
+            read the one after it."""
+            m.d.comb += ev_in_r.addr.eq(event + 2)
+            m.d.sync += [
+                row_base.eq(listed_next.base),
+                activity.eq(listed_activity),
+                listed_next.eq(ev_in_r.data),
+                event.eq(event + 1),
+                *visit_row(),
+            ]
 
         def enter_layer(k: int) -> None:
             m.d.sync += [block.eq(0), event.eq(0), event_next.eq(1)]
@@ -1003,7 +1020,12 @@ class LearningCore(wiring.Component):
 
             for k in reversed(range(len(layers)) if learning else ()):
                 layer = layers[k]
+                # With `intensity` encoding the input event list holds exactly the active
+                # input rows, in order: layer 1 walks it instead of scanning every input.
+                listed = not scanned(k) and spec.encoding == "intensity"
                 with m.State(f"PF_{k}"):
+                    if listed:
+                        m.d.comb += ev_in_r.addr.eq(0)  # the walk's first entry
                     if k in projection_r:
                         m.d.comb += projection_r[k].addr.eq(times(label, layer.blocks) + block)
                     if spec.rule == "lfp" and k < last:
@@ -1012,20 +1034,14 @@ class LearningCore(wiring.Component):
                     with m.If(block < layer.blocks):
                         m.d.sync += [block.eq(block + 1), pf_block.eq(block)]
                     with m.Elif(~pf_filling):  # the last block's factors are written this cycle
-                        m.d.sync += [row.eq(0), row_block.eq(0), row_lane.eq(0), row_base.eq(0)]
                         m.d.sync += pf_phase[k].eq(0)
-                        if k == 0 and spec.conv:
-                            m.d.sync += row_channel.eq(0)
                         if scanned(k):  # the state of the layer below is scanned from row 0
                             m.d.sync += [scan_phase[k].eq(1), scan_addr.eq(0)]
                         m.next = f"SCAN_INIT_{k}"
-                # With `intensity` encoding the input event list holds exactly the active
-                # input rows, in order: layer 1 walks it instead of scanning every input.
-                listed = not scanned(k) and spec.encoding == "intensity"
                 with m.State(f"SCAN_INIT_{k}"):
                     if listed:
-                        m.d.comb += ev_in_r.addr.eq(0)
-                        m.d.sync += event.eq(1)
+                        m.d.comb += ev_in_r.addr.eq(1)
+                        m.d.sync += [listed_next.eq(ev_in_r.data), event.eq(0)]
                     else:
                         m.d.comb += activity_addr(k, ahead=0)
                     if spec.rule == "lfp" and k > 0:
@@ -1037,22 +1053,16 @@ class LearningCore(wiring.Component):
                     with m.If(idle):
                         m.next = f"DRAIN_{k}"
                     with m.Else():
-                        m.d.sync += activity_next(k, 1)
+                        m.d.sync += [*activity_next(k, 1), scanning[k].eq(1)]
                         m.next = f"SCAN_{k}"
-                with m.State(f"SCAN_{k}"):
+                with m.State(f"SCAN_{k}"):  # its datapath runs under `scanning`
                     if listed:
-                        m.d.comb += ev_in_r.addr.eq(event)
-                        m.d.sync += [*take_listed_row(), visit_phase[k].eq(1)]
                         m.next = f"VISIT_{k}"
                     else:
-                        m.d.comb += activity_addr(k, ahead=1)
-                        a = activity_of(k)
-                        with m.If(a != 0):
-                            m.d.sync += [activity.eq(a), *visit_row(), visit_phase[k].eq(1)]
-                            m.d.sync += activity_next(k, 1, ~several(active_blocks))
+                        with m.If(scan_to_visit[k]):
                             m.next = f"VISIT_{k}"
-                        with m.Else():
-                            advance_row(k)
+                        with m.Elif(scan_to_drain[k]):
+                            m.next = f"DRAIN_{k}"
                 with m.State(f"VISIT_{k}"):  # its datapath runs under `visit_phase`
                     with m.If(leave_to_drain[k]):
                         m.next = f"DRAIN_{k}"
@@ -1093,11 +1103,34 @@ class LearningCore(wiring.Component):
                 also = [out_firsts[1].eq(out_first)]
                 issue(last, at, n_out, out_complete, None, finish, also)
 
-        # VISIT_k's datapath, under a phase flag of its own rather than the decode of the
-        # sequencer's state: the visit's enables are the sequencer's longest paths.
+        # The learning walk's datapath (PF's row reset, SCAN_k, VISIT_k) under phase flags
+        # of its own rather than the decode of the sequencer's state: the row registers'
+        # enables are the sequencer's longest paths.
+        if learning:
+            with m.If(Cat(*pf_phase).any()):  # the next layer's walk starts at row 0
+                m.d.sync += [row.eq(0), row_block.eq(0), row_lane.eq(0), row_base.eq(0)]
+                if spec.conv:
+                    m.d.sync += row_channel.eq(0)
         for k in reversed(range(len(layers)) if learning else ()):
             layer = layers[k]
             listed = not scanned(k) and spec.encoding == "intensity"
+            with m.If(scanning[k]):
+                if listed:
+                    take_listed_row()
+                    m.d.comb += scan_to_visit[k].eq(1)
+                else:
+                    m.d.comb += activity_addr(k, ahead=1)
+                    a = activity_of(k)
+                    with m.If(a != 0):
+                        m.d.comb += scan_to_visit[k].eq(1)
+                        m.d.sync += [activity.eq(a), *visit_row()]
+                        m.d.sync += activity_next(k, 1, ~several(active_blocks))
+                    with m.Else():
+                        advance_row(k)
+                with m.If(scan_to_visit[k]):
+                    m.d.sync += [scanning[k].eq(0), visit_phase[k].eq(1)]
+                with m.If(scan_to_drain[k]):
+                    m.d.sync += scanning[k].eq(0)
             with m.If(visit_phase[k]):
                 m.d.comb += weights_r[k].addr.eq(row_base + next_block)
                 m.d.sync += [
@@ -1115,12 +1148,11 @@ class LearningCore(wiring.Component):
                 # a scan cycle, a silent one is passed over.
                 if listed:
                     with m.If(~row_ends):
-                        m.d.comb += ev_in_r.addr.eq(event)
+                        m.d.comb += ev_in_r.addr.eq(event + 1)
                     with m.Elif(event == n_ev_in):
                         m.d.comb += leave_to_drain[k].eq(1)
                     with m.Else():
-                        m.d.comb += ev_in_r.addr.eq(event + 1)
-                        m.d.sync += [event.eq(event + 1), *take_listed_row()]
+                        take_listed_row()
                 else:
                     with m.If(row_ends):
                         m.d.comb += activity_addr(k, ahead=2)
@@ -1135,7 +1167,7 @@ class LearningCore(wiring.Component):
                             m.d.comb += leave_to_drain[k].eq(1)
                         with m.Else():
                             move_row(k, 2)
-                            m.d.sync += activity_next(k, 3)
+                            m.d.sync += [*activity_next(k, 3), scanning[k].eq(1)]
                             m.d.comb += leave_to_scan[k].eq(1)
                     with m.Else():
                         m.d.comb += activity_addr(k, ahead=1)
