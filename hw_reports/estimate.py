@@ -35,7 +35,7 @@ DSP_WIDTH = 18  # MULT18X18D operand bits
 # learning core, its inference-only twin and its LFP twin (`calibration_specs`): what the
 # per-bit rates are solved from.
 CALIBRATION = {
-    "drtp": {"luts": 14046, "flip_flops": 5787},
+    "drtp": {"luts": 14039, "flip_flops": 5803},
     "none": {"luts": 10299, "flip_flops": 4093},
     "lfp": {"luts": 30601, "flip_flops": 11549},
 }
