@@ -609,6 +609,11 @@ class LearningCore(wiring.Component):
             """Layer k's activity is read from a state memory word by word (`scan_addr`)."""
             return k > 0 or spec.conv
 
+        def listed(k: int) -> bool:
+            """Layer k walks the input event list: under `intensity` it holds exactly the
+            active input rows, in order, so layer 1 need not scan every input."""
+            return not scanned(k) and spec.encoding == "intensity"
+
         rows_max = max(geo.max_width, scan_rows(0))
         row, row_block = Signal(range(rows_max + 1)), Signal(range(rows_max + 1))
         row_lane = Signal(range(lanes))
@@ -1020,11 +1025,8 @@ class LearningCore(wiring.Component):
 
             for k in reversed(range(len(layers)) if learning else ()):
                 layer = layers[k]
-                # With `intensity` encoding the input event list holds exactly the active
-                # input rows, in order: layer 1 walks it instead of scanning every input.
-                listed = not scanned(k) and spec.encoding == "intensity"
                 with m.State(f"PF_{k}"):
-                    if listed:
+                    if listed(k):
                         m.d.comb += ev_in_r.addr.eq(0)  # the walk's first entry
                     if k in projection_r:
                         m.d.comb += projection_r[k].addr.eq(times(label, layer.blocks) + block)
@@ -1039,7 +1041,7 @@ class LearningCore(wiring.Component):
                             m.d.sync += [scan_phase[k].eq(1), scan_addr.eq(0)]
                         m.next = f"SCAN_INIT_{k}"
                 with m.State(f"SCAN_INIT_{k}"):
-                    if listed:
+                    if listed(k):
                         m.d.comb += ev_in_r.addr.eq(1)
                         m.d.sync += [listed_next.eq(ev_in_r.data), event.eq(0)]
                     else:
@@ -1048,7 +1050,7 @@ class LearningCore(wiring.Component):
                         m.d.sync += valid.eq(0)
                     # A layer without post factors (or active rows) visits nothing: skip it.
                     idle = active_blocks == 0
-                    if listed:
+                    if listed(k):
                         idle |= n_ev_in == 0
                     with m.If(idle):
                         m.next = f"DRAIN_{k}"
@@ -1056,7 +1058,7 @@ class LearningCore(wiring.Component):
                         m.d.sync += [*activity_next(k, 1), scanning[k].eq(1)]
                         m.next = f"SCAN_{k}"
                 with m.State(f"SCAN_{k}"):  # its datapath runs under `scanning`
-                    if listed:
+                    if listed(k):
                         m.next = f"VISIT_{k}"
                     else:
                         with m.If(scan_to_visit[k]):
@@ -1113,9 +1115,8 @@ class LearningCore(wiring.Component):
                     m.d.sync += row_channel.eq(0)
         for k in reversed(range(len(layers)) if learning else ()):
             layer = layers[k]
-            listed = not scanned(k) and spec.encoding == "intensity"
             with m.If(scanning[k]):
-                if listed:
+                if listed(k):
                     take_listed_row()
                     m.d.comb += scan_to_visit[k].eq(1)
                 else:
@@ -1146,7 +1147,7 @@ class LearningCore(wiring.Component):
                 # The last word of a row moves on to the next row: the next list entry, or
                 # (scan) row i + 1, whose activity arrived: an active row follows without
                 # a scan cycle, a silent one is passed over.
-                if listed:
+                if listed(k):
                     with m.If(~row_ends):
                         m.d.comb += ev_in_r.addr.eq(event + 1)
                     with m.Elif(event == n_ev_in):
