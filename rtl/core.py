@@ -46,12 +46,12 @@ states, so each state touches its own layer's memories without run-time muxes):
                    class read a cycle, compared with the best so far the cycle after
     PF_k           learning, k = K … 1: one word of post factors per cycle (DRTP or LFP unit,
                    written two cycles after the block's state arrives)
-    SCAN_k/VISIT_k the visit order of §5: one visited word per cycle (read, registered, through
-                   the update lanes' stages, written back; LFP also sends the reward down). A
-                   layer without post factors skips its rows; the last word of a row also
-                   scans the next row, so active rows follow one another without a gap and a
-                   silent row after an active one costs nothing; the other silent rows cost a
-                   SCAN cycle each. Under `intensity` layer 1 walks the input event list
+    SCAN_k/VISIT_k the visit order of §5: one visited word per cycle (its address registered,
+                   read, registered, through the update lanes' stages, written back; LFP
+                   also sends the reward down). A layer without post factors skips its
+                   rows; the last word of a row also scans the next row, so active rows
+                   follow one another without a gap and a silent row after an active one
+                   costs nothing; the other silent rows cost a SCAN cycle each. Under `intensity` layer 1 walks the input event list
                    (exactly its active rows), each entry read a cycle before it is taken.
                    SCAN's and VISIT's datapaths run under phase flags of their own, not the
                    decode of this state. DRAIN_k waits for the layer's last write
@@ -61,12 +61,14 @@ on an ECP5. A block RAM's read data is registered before any use (its output alo
 ~6 ns there); a weight memory deeper than `BANK_WORDS` is banked (`rtl.weight_memory`),
 each bank's output registered before the bank is chosen, a cycle more for that layer's
 readers (`mac_in`, VISIT's WORD stage, `bus_latency`). Every multiplier's product is
-registered, and addresses come from registers through at most an adder and a multiplexer.
+registered, and addresses come from registers through at most an adder and a multiplexer
+(VISIT's weight address from a register alone).
 The pipelines cost cycles, never throughput: a word a cycle still enters each MAC and
 update lanes, the latency shows only where a layer waits for the one below (and the step
 for the output layer) to drain. One exception is left: SCAN/VISIT of a layer above 1 (and
-of layer 1 behind the front end) decide on the state word read the cycle it arrives,
-the learning cores' critical path.
+of layer 1 behind the front end) decide on the state word read the cycle it arrives
+(each lane tested for activity before the lane is chosen), the learning cores' critical
+path.
 
 Weights live in one memory (or its banks) per layer, words of L lanes (§5); neuron state
 in one memory per layer, a word per block. The host sees the memories through the bus only
@@ -640,14 +642,16 @@ class LearningCore(wiring.Component):
         sum_bits = spec.weight_bits + geo.factor_bits + geo.max_width.bit_length() + 2
         row_sum = Signal(signed(sum_bits))
 
-        # VISIT pipeline: 1 the word is read; WORD, the memory's latency later, it arrived
-        # and is registered (`words`), and enters the update lanes with its factors; WRITE,
-        # the lanes' latency later, it is written back. LFP: a row's reward to the layer
-        # below is written SENT, two clocks after its last word. Per stage a record of the
-        # visit, and per layer whether it holds one: a layer is drained when none does.
+        # VISIT pipeline: 1 the word's address is registered and read (a wide adder and the
+        # weight banks' select do not follow one another in a cycle); WORD, the memory's
+        # latency later, it arrived and is registered (`words`), and enters the update
+        # lanes with its factors; WRITE, the lanes' latency later, it is written back. LFP:
+        # a row's reward to the layer below is written SENT, two clocks after its last word.
+        # Per stage a record of the visit, and per layer whether it holds one: a layer is
+        # drained when none does.
         def visit_stages(k: int) -> tuple[int, int, int]:
             """Layer k's WORD, WRITE and SENT stages."""
-            word_at = 1 + layers[k].weight_latency
+            word_at = 2 + layers[k].weight_latency
             write_at = word_at + (updates[k].latency if learning else 0)
             return word_at, write_at, write_at + (2 if spec.rule == "lfp" else 0)
 
@@ -677,23 +681,29 @@ class LearningCore(wiring.Component):
         x_listed = listed_next.x
         listed_activity = times(x_listed, steps) if spec.spiking else x_listed
 
-        def activity_of(k: int, ahead: int = 0) -> object:
+        def activity_of(k: int, ahead: int = 0) -> tuple[Value, Value]:
             """A_k,i of the row whose activity data arrived this cycle (§2): row i, or i + 1
-            while visiting row i."""
+            while visiting row i; and whether it is nonzero. A scanned word's lanes are tested
+            each before the lane multiplexer, so the walk's decision follows a 1-bit select
+            rather than a wide select and its reduction."""
             if not scanned(k):
                 if spec.encoding == "spikes":
-                    return input_lane(cnt_r.data, act_lane)
-                x = input_lane(inp_r.data, act_lane)
-                return times(x, steps) if spec.spiking else x
+                    a = input_lane(cnt_r.data, act_lane)
+                else:
+                    x = input_lane(inp_r.data, act_lane)
+                    a = times(x, steps) if spec.spiking else x
+                return a, a != 0
             if k == 0:  # behind the front end: its neurons' spike counts
                 word, value = fe.counts, lambda n: n
             else:
                 word, value = state_r[k - 1].data, functools.partial(output_of, spec)
             if lanes == 1:
-                return value(word[0])
+                return value(word[0]), value(word[0]) != 0
+            nonzero = Signal(lanes, name=f"activity_nonzero{k}_{ahead}")
+            m.d.comb += nonzero.eq(Cat(*(value(word[n]) != 0 for n in range(lanes))))
             lane = Signal(range(lanes), name=f"activity_lane{k}_{ahead}")
             m.d.comb += lane.eq(lane_of(ahead))
-            return value(word[lane])
+            return value(word[lane]), nonzero.bit_select(lane, 1)
 
         def lane_of(ahead: int) -> Value:
             """The lane of row i + `ahead` in its state word."""
@@ -1121,8 +1131,8 @@ class LearningCore(wiring.Component):
                     m.d.comb += scan_to_visit[k].eq(1)
                 else:
                     m.d.comb += activity_addr(k, ahead=1)
-                    a = activity_of(k)
-                    with m.If(a != 0):
+                    a, active = activity_of(k)
+                    with m.If(active):
                         m.d.comb += scan_to_visit[k].eq(1)
                         m.d.sync += [activity.eq(a), *visit_row()]
                         m.d.sync += activity_next(k, 1, ~several(active_blocks))
@@ -1133,7 +1143,6 @@ class LearningCore(wiring.Component):
                 with m.If(scan_to_drain[k]):
                     m.d.sync += scanning[k].eq(0)
             with m.If(visit_phase[k]):
-                m.d.comb += weights_r[k].addr.eq(row_base + next_block)
                 m.d.sync += [
                     *visit_blocks(rest),
                     vis[1].word.eq(row_base + next_block),
@@ -1157,10 +1166,10 @@ class LearningCore(wiring.Component):
                 else:
                     with m.If(row_ends):
                         m.d.comb += activity_addr(k, ahead=2)
-                        a = activity_of(k, ahead=1)
+                        a, active = activity_of(k, ahead=1)
                         with m.If(row == scan_rows(k) - 1):
                             m.d.comb += leave_to_drain[k].eq(1)
-                        with m.Elif(a != 0):
+                        with m.Elif(active):
                             move_row(k, 1)
                             m.d.sync += [activity.eq(a), *visit_row()]
                             m.d.sync += activity_next(k, 2, ~several(active_blocks))
@@ -1472,6 +1481,8 @@ class LearningCore(wiring.Component):
                 upd, stages = updates[k], visiting[k]
                 word_at, write_at, sent_at = visit_stages(k)
                 m.d.sync += stages[1].eq(visit_phase[k])
+                with m.If(stages[1]):
+                    m.d.comb += weights_r[k].addr.eq(vis[1].word)
                 with m.If(stages[word_at - 1]):
                     m.d.comb += pf_r.addr.eq(vis[word_at - 1].block)
                 live, written = stages[word_at], vis[write_at]
