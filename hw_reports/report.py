@@ -53,12 +53,16 @@ class ReportConfig:
     synth: bool = True  # generic synthesis: area per unit
     fpga: bool = True  # ECP5 place and route, iCE40 fit
     table: str | None = None  # energy table; None: the shipped 45 nm table
+    pnr_seeds: tuple[int, ...] = ()  # further nextpnr seeds for the learning core's Fmax
 
     def __post_init__(self) -> None:
         if self.samples < 1:
             raise PlasticoreError(f"samples must be at least 1, got {self.samples}")
         if self.cosim_samples < 0:
             raise PlasticoreError(f"cosim_samples must be >= 0, got {self.cosim_samples}")
+        seeds = self.pnr_seeds
+        if any(seed < 1 for seed in seeds) or len(set(seeds)) != len(seeds):
+            raise PlasticoreError(f"pnr_seeds must be distinct positive integers, got {seeds}")
 
 
 def _key(*parts: object) -> str:
@@ -325,13 +329,14 @@ def _hardware(
         }
     if config.fpga:
         devices = {v: smallest_ecp5(e.luts, e.dsps, e.brams) for v, e in estimates.items()}
+        seeds = {v: config.pnr_seeds if v == "learning" else () for v in variants}
         result["fpga"] = {
             variant: _stage(
                 work,
                 f"ecp5-{variant}",
-                _key(_digest(sources[variant]), "ecp5", devices[variant]),
+                _key(_digest(sources[variant]), "ecp5", devices[variant], *seeds[variant]),
                 lambda v=variant: implement_ecp5(
-                    sources[v], work / f"ecp5-{v}", devices[v]
+                    sources[v], work / f"ecp5-{v}", devices[v], seeds=seeds[v]
                 ).to_json(),
                 progress,
             )
@@ -579,7 +584,18 @@ def _hardware_markdown(result: dict) -> list[str]:
         "",
     ]
     if fpga:
-        path = fpga["learning"]["place_route"]["critical_path"]
+        learning = fpga["learning"]
+        if learning.get("seed_fmax_mhz"):
+            runs = ", ".join(
+                [f"{_num(learning['fmax_mhz'])} (default seed)"]
+                + [f"{_num(fmax)} (seed {seed})" for seed, fmax in learning["seed_fmax_mhz"]]
+            )
+            lines += [
+                f"Fmax of the learning core over nextpnr placement seeds: {runs} MHz; "
+                f"median **{_num(learning['median_fmax_mhz'])} MHz**.",
+                "",
+            ]
+        path = learning["place_route"]["critical_path"]
         if path:
             lines += [
                 f"Critical path of the learning core: {path['delay_ns']:.2f} ns, "

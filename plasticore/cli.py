@@ -133,6 +133,7 @@ def _report(args: argparse.Namespace) -> int:
         synth=not args.no_synth,
         fpga=not args.no_fpga,
         table=args.table,
+        pnr_seeds=tuple(args.pnr_seeds),
     )
     out = Path(args.out or Path("hw_reports") / spec.name)
     build_report(spec, out, config, weights, progress=not args.quiet, kernels=kernels)
@@ -653,6 +654,14 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--table", default=None, help="energy table TOML (default: 45 nm)")
     h.add_argument("--no-synth", action="store_true", help="no synthesis (no area)")
     h.add_argument("--no-fpga", action="store_true", help="no FPGA place and route")
+    h.add_argument(
+        "--pnr-seeds",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="SEED",
+        help="place and route the learning core again with these nextpnr seeds (Fmax spread)",
+    )
     h.add_argument("--out", default=None, help="default hw_reports/<spec name>")
     h.add_argument("--quiet", action="store_true", help="no progress lines")
     h.set_defaults(func=_report)

@@ -66,6 +66,20 @@ def test_report_files_and_resume(report) -> None:
     assert b"<svg" in first and b"<dc:date>" not in first
 
 
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ({"samples": 0}, "samples must be at least 1"),
+        ({"cosim_samples": -1}, "cosim_samples must be >= 0"),
+        ({"pnr_seeds": (2, 2)}, "pnr_seeds must be distinct positive integers"),
+        ({"pnr_seeds": (0,)}, "pnr_seeds must be distinct positive integers"),
+    ],
+)
+def test_bad_report_config_is_refused(field, message) -> None:
+    with pytest.raises(PlasticoreError, match=message):
+        ReportConfig(**field)
+
+
 def test_inference_only_spec_is_refused(tmp_path) -> None:
     with pytest.raises(PlasticoreError, match="rule 'none'"):
         build_report(SPEC.inference_only(), tmp_path, CONFIG, progress=False)

