@@ -46,12 +46,12 @@ states, so each state touches its own layer's memories without run-time muxes):
                    class read a cycle, compared with the best so far the cycle after
     PF_k           learning, k = K … 1: one word of post factors per cycle (DRTP or LFP unit,
                    written two cycles after the block's state arrives)
-    SCAN_k/VISIT_k the visit order of §5: one visited word per cycle (its address registered,
-                   read, registered, through the update lanes' stages, written back; LFP
-                   also sends the reward down). A layer without post factors skips its
-                   rows; the last word of a row also scans the next row, so active rows
-                   follow one another without a gap and a silent row after an active one
-                   costs nothing; the other silent rows cost a SCAN cycle each. Under `intensity` layer 1 walks the input event list
+    SCAN_k/VISIT_k the visit order of §5: one visited word per cycle (read, registered, through
+                   the update lanes' stages, written back; LFP also sends the reward down). A
+                   layer without post factors skips its rows; the last word of a row also
+                   scans the next row, so active rows follow one another without a gap and a
+                   silent row after an active one costs nothing; the other silent rows cost a
+                   SCAN cycle each. Under `intensity` layer 1 walks the input event list
                    (exactly its active rows), each entry read a cycle before it is taken.
                    SCAN's and VISIT's datapaths run under phase flags of their own, not the
                    decode of this state. DRAIN_k waits for the layer's last write
@@ -59,10 +59,10 @@ states, so each state touches its own layer's memories without run-time muxes):
 Timing: every path runs between registers through a few logic levels, for about 100 MHz
 on an ECP5. A block RAM's read data is registered before any use (its output alone takes
 ~6 ns there); a weight memory deeper than `BANK_WORDS` is banked (`rtl.weight_memory`),
-each bank's output registered before the bank is chosen, a cycle more for that layer's
-readers (`mac_in`, VISIT's WORD stage, `bus_latency`). Every multiplier's product is
-registered, and addresses come from registers through at most an adder and a multiplexer
-(VISIT's weight address from a register alone).
+its read address registered before it fans out to the banks and each bank's output
+registered before the bank is chosen, two cycles more for that layer's readers (`mac_in`,
+VISIT's WORD stage, `bus_latency`). Every multiplier's product is registered, and
+addresses come from registers through at most an adder and a multiplexer.
 The pipelines cost cycles, never throughput: a word a cycle still enters each MAC and
 update lanes, the latency shows only where a layer waits for the one below (and the step
 for the output layer) to drain. One exception is left: SCAN/VISIT of a layer above 1 (and
@@ -72,7 +72,7 @@ path.
 
 Weights live in one memory (or its banks) per layer, words of L lanes (§5); neuron state
 in one memory per layer, a word per block. The host sees the memories through the bus only
-while the core is idle; the bus answers two cycles after a request, three where a weight
+while the core is idle; the bus answers two cycles after a request, four where a weight
 memory is banked (`bus_latency`).
 """
 
@@ -407,7 +407,7 @@ class LearningCore(wiring.Component):
         b_word = [Signal(range(layer.words), name=f"b_word{k}") for k, layer in enumerate(layers)]
         b_held = [Signal(name=f"b_held{k}") for k in range(len(layers))]  # a weight is there
         lane_bits = mmap.lane_bits
-        # A request waits for the slowest weight memory's word: a cycle more where banked.
+        # A request waits for the slowest weight memory's word: two cycles more where banked.
         waits = [b_pending] + [Signal(name=f"b_wait{n}") for n in range(bus_latency(geo) - 2)]
         m.d.sync += [bus.ack.eq(0), bus.err.eq(0), b_pending.eq(0)]
         m.d.sync += [later.eq(now) for now, later in itertools.pairwise(waits)]
@@ -434,11 +434,12 @@ class LearningCore(wiring.Component):
         def input_lane(word: Value, lane: Value) -> Value:
             return word[lane] if per_word > 1 else word[0]
 
-        # The input and output read by the bus are registered as they arrive, the weight
-        # word in `words`: nothing but a register follows a block RAM's slow output.
+        # The input word and the output read by the bus are registered as they arrive, the
+        # weight word in `words`: nothing but a register follows a block RAM's slow output
+        # (the input's lane is chosen from the word register when the bus is answered).
         asked_in = offset(bus.adr, "inputs")
         m.d.comb += inp_r.addr.eq(asked_in[in_bits:])
-        b_input = registered(m, input_lane(inp_r.data, asked_in[:in_bits]), "b_input")
+        b_input = registered(m, inp_r.data, "b_input")
         asked_out = offset(bus.adr, "outputs")
         m.d.comb += state_r[last].addr.eq(asked_out[lane_bits:])
         out_lane = asked_out[:lane_bits]
@@ -513,7 +514,7 @@ class LearningCore(wiring.Component):
             with m.Elif(in_region(b_adr, "inputs")):
                 in_off = offset(b_adr, "inputs")
                 in_lane = in_off[:in_bits]
-                m.d.comb += [write_ok.eq(~busy), read_value.eq(b_input)]
+                m.d.comb += [write_ok.eq(~busy), read_value.eq(input_lane(b_input, in_lane))]
                 with m.If(b_we & ~busy):
                     m.d.comb += [
                         inp_w.addr.eq(in_off[in_bits:]),
@@ -642,16 +643,14 @@ class LearningCore(wiring.Component):
         sum_bits = spec.weight_bits + geo.factor_bits + geo.max_width.bit_length() + 2
         row_sum = Signal(signed(sum_bits))
 
-        # VISIT pipeline: 1 the word's address is registered and read (a wide adder and the
-        # weight banks' select do not follow one another in a cycle); WORD, the memory's
-        # latency later, it arrived and is registered (`words`), and enters the update
-        # lanes with its factors; WRITE, the lanes' latency later, it is written back. LFP:
-        # a row's reward to the layer below is written SENT, two clocks after its last word.
-        # Per stage a record of the visit, and per layer whether it holds one: a layer is
-        # drained when none does.
+        # VISIT pipeline: 1 the word is read; WORD, the memory's latency later, it arrived
+        # and is registered (`words`), and enters the update lanes with its factors; WRITE,
+        # the lanes' latency later, it is written back. LFP: a row's reward to the layer
+        # below is written SENT, two clocks after its last word. Per stage a record of the
+        # visit, and per layer whether it holds one: a layer is drained when none does.
         def visit_stages(k: int) -> tuple[int, int, int]:
             """Layer k's WORD, WRITE and SENT stages."""
-            word_at = 2 + layers[k].weight_latency
+            word_at = 1 + layers[k].weight_latency
             write_at = word_at + (updates[k].latency if learning else 0)
             return word_at, write_at, write_at + (2 if spec.rule == "lfp" else 0)
 
@@ -1143,6 +1142,7 @@ class LearningCore(wiring.Component):
                 with m.If(scan_to_drain[k]):
                     m.d.sync += scanning[k].eq(0)
             with m.If(visit_phase[k]):
+                m.d.comb += weights_r[k].addr.eq(row_base + next_block)
                 m.d.sync += [
                     *visit_blocks(rest),
                     vis[1].word.eq(row_base + next_block),
@@ -1434,7 +1434,7 @@ class LearningCore(wiring.Component):
             for k, layer in enumerate(layers):
                 # PF stage 2: the block's state arrived; compute and store its post factors.
                 unit = factor_units[k]
-                live = pf_valid & fsm.ongoing(f"PF_{k}")
+                live = pf_valid & pf_phase[k]
                 r = real_count(k, pf_block)
                 m.d.comb += [
                     unit.state.eq(state_r[k].data),
@@ -1464,7 +1464,7 @@ class LearningCore(wiring.Component):
                         counts.add(live, "learning", table_reads=r)
                     counts.add(live, "learning", mults=r, adds=r, table_reads=r)
                 counts.add(live, "learning", state_reads=r)
-                with m.If(pf_out & fsm.ongoing(f"PF_{k}")):
+                with m.If(pf_out & pf_phase[k]):
                     m.d.comb += [
                         pf_w.addr.eq(pf_out_block),
                         pf_w.data.eq(unit.factors),
@@ -1481,8 +1481,6 @@ class LearningCore(wiring.Component):
                 upd, stages = updates[k], visiting[k]
                 word_at, write_at, sent_at = visit_stages(k)
                 m.d.sync += stages[1].eq(visit_phase[k])
-                with m.If(stages[1]):
-                    m.d.comb += weights_r[k].addr.eq(vis[1].word)
                 with m.If(stages[word_at - 1]):
                     m.d.comb += pf_r.addr.eq(vis[word_at - 1].block)
                 live, written = stages[word_at], vis[write_at]

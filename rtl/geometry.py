@@ -64,9 +64,9 @@ class LayerGeometry:
 
     @property
     def weight_latency(self) -> int:
-        """Cycles from a weight word's address to its data: the block RAM's, and the bank
-        register's where the memory is banked."""
-        return 1 if len(self.banks) == 1 else 2
+        """Cycles from a weight word's address to its data: the block RAM's, and where the
+        memory is banked the address register's and the bank output register's."""
+        return 1 if len(self.banks) == 1 else 3
 
     def real_lanes(self, block: int) -> int:
         """Lanes of `block` that hold a neuron (the last block may be padded)."""

@@ -1,9 +1,12 @@
-"""A layer's weight memory: one memory, or banks whose outputs are registered (`BANK_WORDS`).
+"""A layer's weight memory: one memory, or banks (`BANK_WORDS`) behind a registered read
+address and with registered outputs.
 
 The sequencer addresses either the same way, through a read port (`addr`, `data`) and a
 write port (`addr`, `data`, a write enable per lane); only the read latency differs, one
-cycle or two (`LayerGeometry.weight_latency`), and the pipelines that read weights wait for
-it. Banks are memories of their own (`weights<k>_<b>`), so each gets its own image file.
+cycle or three (`LayerGeometry.weight_latency`), and the pipelines that read weights wait
+for it. The banks' read address fans out to every block RAM of the layer (45 on the MNIST
+core): it leaves a register, not the readers' adders and multiplexer. Banks are memories of
+their own (`weights<k>_<b>`), so each gets its own image file.
 """
 
 from collections.abc import Callable, Sequence
@@ -48,8 +51,10 @@ class WeightMemory:
             Signal(shape, name=f"weights{k}_wdata"),
             Signal(lanes, name=f"weights{k}_wen"),
         )
-        # Stage 1: the banks' outputs, and which bank was read; 2: both registered.
-        chosen = registered(m, self.read.addr[bits:], f"weights{k}_bank")
+        # Stage 1: the address is registered; 2: the banks' outputs, and which bank was
+        # read; 3: both registered.
+        at = registered(m, self.read.addr, f"weights{k}_raddr_1")
+        chosen = registered(m, at[bits:], f"weights{k}_bank")
         chosen = registered(m, chosen, f"weights{k}_bank2")
         outputs = []
         for b, (name, start, words) in enumerate(banks):
@@ -57,7 +62,7 @@ class WeightMemory:
             r, w = bank.read_port(), bank.write_port(granularity=1)
             here = self.write.addr[bits:] == b
             m.d.comb += [
-                r.addr.eq(self.read.addr[:bits]),
+                r.addr.eq(at[:bits]),
                 w.addr.eq(self.write.addr[:bits]),
                 w.data.eq(self.write.data),
                 w.en.eq(Mux(here, self.write.en, 0)),

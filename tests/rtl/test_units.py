@@ -774,7 +774,7 @@ def test_weight_memory_reads_back_its_writes(spec: CoreSpec) -> None:
     lanes, bits = spec.lanes, spec.weight_bits
     wm = WeightMemory(m, memory, layer, data.ArrayLayout(signed(bits), lanes), ())
     assert len(layer.banks) == (1 if spec is DIGITS else 3)
-    assert wm.latency == (1 if spec is DIGITS else 2)
+    assert wm.latency == (1 if spec is DIGITS else 3)
     rng = _rng(spec)
     edges = {start + d for _, start, _ in layer.banks for d in (-1, 0, 1)}
     addrs = sorted({a for a in edges if 0 <= a < layer.words} | {layer.words - 1})
