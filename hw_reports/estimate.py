@@ -103,10 +103,13 @@ def learning_bits(spec: CoreSpec) -> int:
 
 
 def bank_register_bits(spec: CoreSpec) -> int:
-    """Flip-flops of the banked weight memories: each bank's registered word, and the bank
-    read, registered twice. Counted exactly, as the calibration cores have no banks."""
+    """Flip-flops of the banked weight memories: the registered read address, each bank's
+    registered word, and the bank read, registered twice. Counted exactly, as the
+    calibration cores have no banks."""
     return sum(
-        len(layer.banks) * spec.lanes * spec.weight_bits + 2 * (len(layer.banks) - 1).bit_length()
+        (layer.words - 1).bit_length()
+        + len(layer.banks) * spec.lanes * spec.weight_bits
+        + 2 * (len(layer.banks) - 1).bit_length()
         for layer in Geometry(spec).layers
         if len(layer.banks) > 1
     )
