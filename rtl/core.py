@@ -366,6 +366,9 @@ class LearningCore(wiring.Component):
         lfsr = Signal(spec.lfsr_width, init=spec.seed)
         in_learning = Signal()  # counters' phase
         t = Signal(range(steps + 1))
+        # t = 0, a register beside t: it selects every lane's current and neuron reset, so it
+        # must not be a comparator of t fanned out to all of them.
+        first_step = Signal(init=1)
         block = Signal(range(geo.max_blocks + 1))
         event = Signal(range(geo.max_width + 1))
         event_next = Signal(range(geo.max_width + 2))  # event + 1, while a layer accumulates
@@ -867,13 +870,14 @@ class LearningCore(wiring.Component):
             return ~pipes[k].busy()
 
         def next_step() -> None:
-            m.d.sync += [t.eq(t + 1), step_parity.eq(~step_parity)]
+            m.d.sync += [t.eq(t + 1), first_step.eq(0), step_parity.eq(~step_parity)]
             if spec.encoding == "intensity" and spec.spiking and not spec.conv:
                 m.d.sync += n_acc_in.eq(0)  # layer 1's current integrated once
             enter_step()
 
         def to_prediction() -> None:
-            m.d.sync += [t.eq(t + 1), block.eq(0), pred_class.eq(0), pred_phase.eq(1)]
+            m.d.sync += [t.eq(t + 1), first_step.eq(0), block.eq(0), pred_class.eq(0)]
+            m.d.sync += pred_phase.eq(1)
             m.next = "PRED_ADDR"
 
         key_bits = geo.count_bits + 1 if spec.spiking else spec.act_bits
@@ -926,6 +930,7 @@ class LearningCore(wiring.Component):
                     learn.eq(b_dat[CTRL_BITS["learn"]] & int(learning)),
                     in_learning.eq(0),
                     t.eq(0),
+                    first_step.eq(1),
                     step_parity.eq(0),
                 ]
                 start_scan()
@@ -936,7 +941,7 @@ class LearningCore(wiring.Component):
                 # neurons update, and their spikes fill layer 1's list behind ACC_0.
                 with m.State("FRONT"), m.If(~enc_busy & ~fe.busy):
                     clear = (t == steps - 1) if spec.encoding == "intensity" else 1
-                    m.d.comb += [fe.step.eq(1), fe.first.eq(t == 0), fe.clear.eq(clear)]
+                    m.d.comb += [fe.step.eq(1), fe.first.eq(first_step), fe.clear.eq(clear)]
                     enter_layer(0)
 
             for k, layer in enumerate(layers):
@@ -985,7 +990,7 @@ class LearningCore(wiring.Component):
                         out_block.eq(0),
                         out_event.eq(0),
                         out_event_next.eq(1),
-                        out_first.eq(t == 0),
+                        out_first.eq(first_step),
                     ]
                     m.next = "PASS"
                 with m.State("PASS"), m.If(drained(last - 1) & emitter.empty):
@@ -1237,11 +1242,11 @@ class LearningCore(wiring.Component):
             spikes = []
             for n in range(per_word):
                 phase = Signal(spec.input_bits + 2, name=f"enc_phase{n}")
-                m.d.comb += phase.eq(Mux(t == 0, full >> 1, q_phase[n]) + q_x[n])
+                m.d.comb += phase.eq(Mux(first_step, full >> 1, q_phase[n]) + q_x[n])
                 spikes.append(phase >= full)
                 m.d.comb += [
                     phase_w.data[n].eq(phase - Mux(spikes[n], full, 0)),
-                    cnt_w.data[n].eq(Mux(t == 0, 0, q_cnt[n]) + spikes[n]),
+                    cnt_w.data[n].eq(Mux(first_step, 0, q_cnt[n]) + spikes[n]),
                 ]
             m.d.comb += q_mask.eq(Cat(*spikes) & q_real)
             with m.If(leaves):
@@ -1346,10 +1351,10 @@ class LearningCore(wiring.Component):
                 for n in range(lanes):
                     summed = saturate(macs[k].sums[n], spec.acc_bits)
                     if k == 0 and spec.encoding == "intensity" and not spec.conv:
-                        summed = Mux(t == 0, summed, state_r[k].data[n].i1)
+                        summed = Mux(first_step, summed, state_r[k].data[n].i1)
                     m.d.comb += current[n].eq(summed)
                 # The output layer may update step t while the sequencer is at t + 1.
-                first = out_firsts[upd_at] if k == last and last > 0 else t == 0
+                first = out_firsts[upd_at] if k == last and last > 0 else first_step
                 m.d.comb += [
                     unit.state.eq(state_r[k].data),
                     unit.current.eq(current),
