@@ -568,16 +568,14 @@ def _hardware_markdown(result: dict) -> list[str]:
     )
     if fpga:
         rows.insert(0, ["device", *(fpga[v]["device"] for v in VARIANTS)])
-        rows.append(["Fmax (MHz)", *(_num(fpga[v]["fmax_mhz"]) for v in VARIANTS)])
+        rows.append(["Fmax (MHz)", *(_mhz(fpga[v]["fmax_mhz"]) for v in VARIANTS)])
     lines += [
         title,
         "",
         "The estimate comes from the spec alone in seconds (`hw_reports/estimate.py`); "
         "its error against place and route is shown where both exist."
         + (
-            " It does not model the convolutional front end's logic."
-            if result["front_end"]
-            else ""
+            " It does not model the convolutional front end's logic." if result["front_end"] else ""
         ),
         "",
         markdown_table(["", "learning core", "inference-only core"], rows),
@@ -587,19 +585,20 @@ def _hardware_markdown(result: dict) -> list[str]:
         learning = fpga["learning"]
         if learning.get("seed_fmax_mhz"):
             runs = ", ".join(
-                [f"{_num(learning['fmax_mhz'])} (default seed)"]
-                + [f"{_num(fmax)} (seed {seed})" for seed, fmax in learning["seed_fmax_mhz"]]
+                [f"{_mhz(learning['fmax_mhz'])} (default seed)"]
+                + [f"{_mhz(fmax)} (seed {seed})" for seed, fmax in learning["seed_fmax_mhz"]]
             )
             lines += [
                 f"Fmax of the learning core over nextpnr placement seeds: {runs} MHz; "
-                f"median **{_num(learning['median_fmax_mhz'])} MHz**.",
+                f"median **{_mhz(learning['median_fmax_mhz'])} MHz**.",
                 "",
             ]
         path = learning["place_route"]["critical_path"]
         if path:
             lines += [
                 f"Critical path of the learning core: {path['delay_ns']:.2f} ns, "
-                f"{path['logic_levels']} logic levels, from `{path['source']}` to "
+                f"{path['logic_levels']} logic level{'' if path['logic_levels'] == 1 else 's'}, "
+                f"from `{path['source']}` to "
                 f"`{path['sink']}`.",
                 "",
             ]
@@ -628,6 +627,11 @@ def _pct(value: float | None) -> str:
 
 def _num(value: float | None) -> str:
     return "–" if value is None else f"{value:.3g}"
+
+
+def _mhz(value: float | None) -> str:
+    """A clock to 0.1 MHz: seeds differ by a few percent, which three digits would round off."""
+    return "–" if value is None else f"{value:.1f}"
 
 
 def write_report(result: dict, out: Path) -> None:
