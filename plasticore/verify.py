@@ -53,11 +53,12 @@ def _prepare(
     learn: bool,
     check_every: int,
     kernels: np.ndarray | None = None,
+    poison: bool = False,
 ) -> tuple[Path, dict[str, str]]:
     """Write the core's Verilog and the bench's job; the bench's environment. A front end's
     `kernels` travel in the job: the bench loads them over the bus, as a host does."""
     build.mkdir(parents=True, exist_ok=True)
-    source, _ = write_core(spec, build, weights)
+    source, _ = write_core(spec, build, weights, poison)
     job = build / "job.npz"
     arrays = {f"w{k}": np.asarray(w, dtype=np.int64) for k, w in enumerate(weights)}
     if spec.conv:
@@ -104,19 +105,23 @@ def verify(
     check_every: int = 1,
     waves: bool = False,
     kernels: np.ndarray | None = None,
+    poison: bool = False,
 ) -> VerifyReport:
     """Run `inputs` (codes) through the RTL core and the golden model; compare everything.
 
     With `learn`, each sample is followed by a learning step on its label, and every weight
     is compared every `check_every` samples and after the last. A core with the front end
-    needs its `kernels`."""
+    needs its `kernels`. With `poison`, the core's weight reads that collide with a write
+    return garbage (`rtl.weight_memory`): equality then also proves none is used."""
     if learn and spec.rule == "none":
         raise PlasticoreError(f"spec {spec.name!r} has rule 'none': verify with learn=False")
     if len(inputs) == 0 or len(inputs) != len(labels):
         raise PlasticoreError("verify needs at least one sample and one label per sample")
     build = Path(build_dir)
     began = time.perf_counter()
-    source, env = _prepare(spec, weights, build, inputs, labels, learn, check_every, kernels)
+    source, env = _prepare(
+        spec, weights, build, inputs, labels, learn, check_every, kernels, poison
+    )
     report_path = Path(env["PLASTICORE_REPORT"])
     run = run_bench(
         source, TOP, BENCH, build / sim, sim, env, waves, testcase="verify_against_golden"

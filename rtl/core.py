@@ -250,10 +250,15 @@ def memories(spec: CoreSpec) -> tuple[MemoryInfo, ...]:
 
 
 class LearningCore(wiring.Component):
-    """One learning core for `spec`, weights optionally preloaded (else zero)."""
+    """One learning core for `spec`, weights optionally preloaded (else zero); `poison`
+    inverts a weight read that collides with a write (`rtl.weight_memory`), for
+    co-simulation that proves such reads unused."""
 
-    def __init__(self, spec: CoreSpec, weights: Sequence[np.ndarray] | None = None) -> None:
+    def __init__(
+        self, spec: CoreSpec, weights: Sequence[np.ndarray] | None = None, poison: bool = False
+    ) -> None:
         self.spec = spec
+        self.poison = poison
         self.geometry = Geometry(spec)
         self.memory_map = MemoryMap(spec)
         self._weights = weights
@@ -273,8 +278,10 @@ class LearningCore(wiring.Component):
         m.submodules.counters = counters = PerfCounters()
 
         # -- memories ----------------------------------------------------------------------
-        def memory(name: str, shape: object, depth: int, init: object = ()) -> Memory:
-            mem = Memory(shape=shape, depth=depth, init=init)
+        def memory(
+            name: str, shape: object, depth: int, init: object = (), attrs: dict | None = None
+        ) -> Memory:
+            mem = Memory(shape=shape, depth=depth, init=init, attrs=attrs)
             m.submodules[name] = mem
             self.memories.append(MemoryInfo(name, Shape.cast(shape).width, depth))
             return mem
@@ -323,7 +330,7 @@ class LearningCore(wiring.Component):
         for k, layer in enumerate(layers):
             init = weight_words(spec, self._weights[k]) if self._weights is not None else ()
             w_shape = data.ArrayLayout(signed(spec.weight_bits), lanes)
-            weight_memory = WeightMemory(m, memory, layer, w_shape, init)
+            weight_memory = WeightMemory(m, memory, layer, w_shape, init, self.poison)
             weights_r.append(weight_memory.read)
             weights_w.append(weight_memory.write)
             words.append(Signal(w_shape, name=f"word{k}"))

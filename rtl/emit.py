@@ -43,13 +43,17 @@ def load_from_images(text: str, names: Sequence[str]) -> str:
 
 
 def verilog_text(
-    spec: CoreSpec, weights: Sequence[np.ndarray] | None = None, images: bool = False
+    spec: CoreSpec,
+    weights: Sequence[np.ndarray] | None = None,
+    images: bool = False,
+    poison: bool = False,
 ) -> str:
     """The core as Verilog; `weights` preload the weight memories (else zero).
 
     With `images`, the weight and projection memories load their `$readmemh` image files
-    (`firmware.images`) instead of carrying their contents in the Verilog."""
-    core = LearningCore(spec, weights)
+    (`firmware.images`) instead of carrying their contents in the Verilog. With `poison`,
+    a weight read that collides with a write returns garbage (`rtl.weight_memory`)."""
+    core = LearningCore(spec, weights, poison)
     text = verilog.convert(core, name=TOP, emit_src=False)
     return load_from_images(text, image_memories(spec)) if images else text
 
@@ -80,12 +84,16 @@ def manifest(spec: CoreSpec) -> dict:
 
 
 def write_core(
-    spec: CoreSpec, out_dir: str | Path, weights: Sequence[np.ndarray] | None = None
+    spec: CoreSpec,
+    out_dir: str | Path,
+    weights: Sequence[np.ndarray] | None = None,
+    poison: bool = False,
 ) -> tuple[Path, Path]:
-    """Write `<out>/<TOP>.v` and `<out>/manifest.json` (each atomically)."""
+    """Write `<out>/<TOP>.v` and `<out>/manifest.json` (each atomically); `poison` as in
+    `verilog_text`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     source, info = out / f"{TOP}.v", out / "manifest.json"
-    atomic_write_text(source, verilog_text(spec, weights))
+    atomic_write_text(source, verilog_text(spec, weights, poison=poison))
     atomic_write_text(info, json.dumps(manifest(spec), indent=2) + "\n")
     return source, info

@@ -7,46 +7,50 @@ cycle or three (`LayerGeometry.weight_latency`), and the pipelines that read wei
 for it. The banks' read address fans out to every block RAM of the layer (45 on the MNIST
 core): it leaves a register, not the readers' adders and multiplexer. Banks are memories of
 their own (`weights<k>_<b>`), so each gets its own image file.
+
+Their block RAMs need no read-during-write logic (`rtl.block_ram`): the update writes a
+word back cycles after its one read, and the bus reads or writes one word at a time.
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-from amaranth.hdl import Array, Module, Mux, Shape, Signal, Value, unsigned
+from amaranth.hdl import Array, Module, Mux, Shape, Signal, unsigned
 from amaranth.lib.memory import Memory
 
+from rtl.block_ram import NO_RW_CHECK, Port, ports
 from rtl.geometry import BANK_WORDS, LayerGeometry
 from rtl.pipeline import registered
 
-MakeMemory = Callable[[str, object, int, Sequence], Memory]
-
-
-@dataclass(frozen=True)
-class BankedPort:
-    """The ports of a banked memory, as a memory's own ports look to the sequencer."""
-
-    addr: Signal
-    data: Value
-    en: Signal | None = None
+MakeMemory = Callable[..., Memory]
 
 
 class WeightMemory:
     """Layer `layer`'s weights in words of `shape`, preloaded with `init` (else zero)."""
 
     def __init__(
-        self, m: Module, memory: MakeMemory, layer: LayerGeometry, shape: object, init: Sequence
+        self,
+        m: Module,
+        memory: MakeMemory,
+        layer: LayerGeometry,
+        shape: object,
+        init: Sequence,
+        poison: bool = False,
     ) -> None:
         banks = layer.banks
         self.latency = layer.weight_latency
-        if len(banks) == 1:
-            mem = memory(banks[0][0], shape, layer.words, init)
-            self.read, self.write = mem.read_port(), mem.write_port(granularity=1)
-            return
         k, lanes, width = layer.index, layer.lanes, Shape.cast(shape).width
+
+        def block_ram(name: str, start: int, words: int) -> tuple:
+            mem = memory(name, shape, words, init[start : start + words], attrs=NO_RW_CHECK)
+            return ports(m, mem, name, poison, granularity=1)
+
+        if len(banks) == 1:
+            self.read, self.write = block_ram(*banks[0])
+            return
         bits = (BANK_WORDS - 1).bit_length()
         data = Signal(shape, name=f"weights{k}_data")
-        self.read = BankedPort(Signal(range(layer.words), name=f"weights{k}_raddr"), data)
-        self.write = BankedPort(
+        self.read = Port(Signal(range(layer.words), name=f"weights{k}_raddr"), data)
+        self.write = Port(
             Signal(range(layer.words), name=f"weights{k}_waddr"),
             Signal(shape, name=f"weights{k}_wdata"),
             Signal(lanes, name=f"weights{k}_wen"),
@@ -58,8 +62,7 @@ class WeightMemory:
         chosen = registered(m, chosen, f"weights{k}_bank2")
         outputs = []
         for b, (name, start, words) in enumerate(banks):
-            bank = memory(name, shape, words, init[start : start + words])
-            r, w = bank.read_port(), bank.write_port(granularity=1)
+            r, w = block_ram(name, start, words)
             here = self.write.addr[bits:] == b
             m.d.comb += [
                 r.addr.eq(at[:bits]),

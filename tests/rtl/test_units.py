@@ -760,19 +760,60 @@ def test_update_lanes_like_golden(spec: CoreSpec, rounding: str) -> None:
                 _expect(out["reward_sum"], w @ f, f"{where} reward share", weights=w, factors=f)
 
 
+def _memories(m: Module, attrs_seen: list | None = None) -> Callable[..., Memory]:
+    """A memory factory as the core's: each memory a submodule of `m`."""
+
+    def memory(
+        name: str, shape: object, depth: int, init: object = (), attrs: dict | None = None
+    ) -> Memory:
+        m.submodules[name] = mem = Memory(shape=shape, depth=depth, init=init, attrs=attrs)
+        if attrs_seen is not None:
+            attrs_seen.append(attrs)
+        return mem
+
+    return memory
+
+
+@pytest.mark.parametrize("poison", [False, True])
+@pytest.mark.parametrize("spec", [DIGITS, banked_spec(0)], ids=_name)
+def test_weight_memory_collision(spec: CoreSpec, poison: bool) -> None:
+    """A word read in the cycle its address is written: the old word (simulation's read
+    before write), or with `poison` the old word inverted; a cycle later, the new word.
+    Every block RAM tells synthesis that collisions need no logic (`no_rw_check`)."""
+    layer = Geometry(spec).layers[-1]
+    m = Module()
+    attrs: list = []
+    shape = data.ArrayLayout(signed(spec.weight_bits), spec.lanes)
+    wm = WeightMemory(m, _memories(m, attrs), layer, shape, (), poison)
+    assert attrs == [{"no_rw_check": 1}] * len(layer.banks)
+    full = (1 << Shape.cast(shape).width) - 1
+    address = layer.words - 1  # in the last bank
+    old, new = 0x5A5A5A5A5A5A5A5A & full, 0x0123456789ABCDEF & full
+
+    async def bench(ctx: SimulatorContext) -> None:
+        ctx.set(wm.read.addr, address)
+        seen = []
+        for value in (old, new, None, None, None):
+            ctx.set(wm.write.en, 0 if value is None else (1 << spec.lanes) - 1)
+            ctx.set(wm.write.addr, address)
+            ctx.set(wm.write.data.as_value(), value or 0)
+            await ctx.tick()
+            seen.append(ctx.get(wm.read.data.as_value()))
+        assert seen[-1] == new
+        collided = seen[seen.index(new) - 1]  # read as `new` was written over `old`
+        assert collided == (old ^ full if poison else old)
+
+    _simulate(m, bench, clocked=True)
+
+
 @pytest.mark.parametrize("spec", [DIGITS, banked_spec(0)], ids=_name)
 def test_weight_memory_reads_back_its_writes(spec: CoreSpec) -> None:
     """The output layer's weight memory, one memory or banks: lane-enabled writes on and
     around every bank's edges, then one read a cycle, each word `latency` cycles later."""
     layer = Geometry(spec).layers[-1]
     m = Module()
-
-    def memory(name: str, shape: object, depth: int, init: object = ()) -> Memory:
-        m.submodules[name] = mem = Memory(shape=shape, depth=depth, init=init)
-        return mem
-
     lanes, bits = spec.lanes, spec.weight_bits
-    wm = WeightMemory(m, memory, layer, data.ArrayLayout(signed(bits), lanes), ())
+    wm = WeightMemory(m, _memories(m), layer, data.ArrayLayout(signed(bits), lanes), ())
     assert len(layer.banks) == (1 if spec is DIGITS else 3)
     assert wm.latency == (1 if spec is DIGITS else 3)
     rng = _rng(spec)
