@@ -4,8 +4,8 @@ Every counter kind (contract §8) is priced as one operation of the width the sp
 an add or multiply from the table's width entries, or an SRAM access whose energy follows
 the size of the memory it hits (log-log interpolation between the table's array sizes,
 scaled by the word width). The model covers the datapath and the memory arrays the
-counters see; clock tree, control, leakage and the event-list memories are not priced, and
-the report says so.
+counters see; clock tree, control, leakage and the event-list and fired-lane memories (a
+few bits beside each state access) are not priced, and the report says so.
 """
 
 import math

@@ -258,6 +258,7 @@ MEMORY_UNITS = {
     "factors": "learning memories",
     "rewards": "learning memories",
     "projection": "learning memories",
+    "fired": "learning memories",
 }
 TOP_UNIT = "sequencer, bus, LFSRs"
 # The convolutional front end: its module and everything in it, logic and memories.
@@ -370,7 +371,7 @@ def render_markdown(result: dict) -> str:
         f"from the golden model's counters over {result['samples']} training samples of "
         f"`{result['data']}` (online learning from the given weights). Priced: the datapath "
         "and the memory arrays the counters see; not priced: clock tree, control, leakage "
-        "and the event-list memories"
+        "and the event-list and fired-lane memories"
         + (
             " (and the front end's current memory: §8 counts its adds, not its accesses)."
             if result["front_end"]

@@ -66,14 +66,15 @@ addresses come from registers through at most an adder and a multiplexer.
 The pipelines cost cycles, never throughput: a word a cycle still enters each MAC and
 update lanes, the latency shows only where a layer waits for the one below (and the step
 for the output layer) to drain. One exception is left: SCAN/VISIT of a layer above 1 (and
-of layer 1 behind the front end) decide on the state word read the cycle it arrives
-(each lane tested for activity before the lane is chosen), the learning cores' critical
-path.
+of layer 1 behind the front end) decide on the word read the cycle it arrives: above layer
+1 the layer below's fired-lane mask (L bits, written with its state word), behind the front
+end its spike counts (each lane tested for activity before the lane is chosen).
 
 Weights live in one memory (or its banks) per layer, words of L lanes (§5); neuron state
-in one memory per layer, a word per block. The host sees the memories through the bus only
-while the core is idle; the bus answers two cycles after a request, four where a weight
-memory is banked (`bus_latency`).
+in one memory per layer, a word per block, and in a learning core beside each hidden
+layer's state word the mask of its fired lanes (`fired<k>`). The host sees the memories
+through the bus only while the core is idle; the bus answers two cycles after a request,
+four where a weight memory is banked (`bus_latency`).
 """
 
 import functools
@@ -204,9 +205,9 @@ class _Counts:
                     m.d.comb += counters.increment(phase, kind).eq(sum(parts))
 
 
-# Memories that exist only to learn (post factors, rewards, projection ROMs): the
-# learning-state memory of the hardware reports.
-LEARNING_MEMORIES = ("factors", "rewards", "projection")
+# Memories that exist only to learn (post factors, rewards, projection ROMs, fired-lane
+# masks): the learning-state memory of the hardware reports.
+LEARNING_MEMORIES = ("factors", "rewards", "projection", "fired")
 
 
 def unindexed(name: str) -> str:
@@ -339,6 +340,16 @@ class LearningCore(wiring.Component):
             state_r.append(mem.read_port())
             state_w.append(mem.write_port())
         learning = spec.rule != "none"
+        # Which lanes of a hidden layer's state word fired, beside the word: written with it
+        # and read with it, so the learning walk decides on an L-bit register rather than
+        # on the wide word's output fields (the state read is spread over the die).
+        fired_r, fired_w = [], []
+        if learning:
+            for k in range(last):
+                mem = memory(f"fired{k}", unsigned(lanes), layers[k].blocks)
+                fired_r.append(mem.read_port())
+                fired_w.append(mem.write_port())
+                m.d.comb += fired_r[k].addr.eq(state_r[k].addr)
         if learning:
             pf = memory("factors", data.ArrayLayout(signed(geo.factor_bits), lanes), geo.max_blocks)
             pf_r, pf_w = pf.read_port(), pf.write_port()
@@ -704,13 +715,13 @@ class LearningCore(wiring.Component):
                 return a, a != 0
             if k == 0:  # behind the front end: its neurons' spike counts
                 word, value = fe.counts, lambda n: n
+                nonzero = Signal(lanes, name=f"activity_nonzero{k}_{ahead}")
+                m.d.comb += nonzero.eq(Cat(*(value(word[n]) != 0 for n in range(lanes))))
             else:
                 word, value = state_r[k - 1].data, functools.partial(output_of, spec)
+                nonzero = fired_r[k - 1].data
             if lanes == 1:
-                a = value(word[0])
-                return a, a != 0
-            nonzero = Signal(lanes, name=f"activity_nonzero{k}_{ahead}")
-            m.d.comb += nonzero.eq(Cat(*(value(word[n]) != 0 for n in range(lanes))))
+                return value(word[0]), nonzero[0]
             lane = Signal(range(lanes), name=f"activity_lane{k}_{ahead}")
             m.d.comb += lane.eq(lane_of(ahead))
             return value(word[lane]), nonzero.bit_select(lane, 1)
@@ -1353,6 +1364,13 @@ class LearningCore(wiring.Component):
                     state_w[k].data.eq(unit.next),
                     state_w[k].en.eq(1),
                 ]
+                if k < len(fired_w):
+                    fired = Cat(*(output_of(spec, unit.next[n]) != 0 for n in range(lanes)))
+                    m.d.comb += [
+                        fired_w[k].addr.eq(neu_block),
+                        fired_w[k].data.eq(fired),
+                        fired_w[k].en.eq(1),
+                    ]
             r = real_count(k, upd_block)
             if spec.spiking:
                 current = Signal(data.ArrayLayout(signed(spec.acc_bits), lanes), name=f"i{k}")
