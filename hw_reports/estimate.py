@@ -35,8 +35,8 @@ DSP_WIDTH = 18  # MULT18X18D operand bits
 # learning core, its inference-only twin and its LFP twin (`calibration_specs`): what the
 # per-bit rates are solved from.
 CALIBRATION = {
-    "drtp": {"luts": 13908, "flip_flops": 5832},
-    "none": {"luts": 10347, "flip_flops": 4122},
+    "drtp": {"luts": 14676, "flip_flops": 5534},
+    "none": {"luts": 10163, "flip_flops": 4040},
     "lfp": {"luts": 30601, "flip_flops": 11549},
 }
 CALIBRATION_SPEC = Path(__file__).parents[1] / "configs" / "digits.toml"
