@@ -15,7 +15,7 @@ word back cycles after its one read, and the bus reads or writes one word at a t
 from collections.abc import Callable, Sequence
 
 from amaranth.hdl import Array, Module, Mux, Shape, Signal, unsigned
-from amaranth.lib.memory import Memory
+from amaranth.lib.memory import Memory, ReadPort, WritePort
 
 from rtl.block_ram import NO_RW_CHECK, Port, ports
 from rtl.geometry import BANK_WORDS, LayerGeometry
@@ -40,7 +40,7 @@ class WeightMemory:
         self.latency = layer.weight_latency
         k, lanes, width = layer.index, layer.lanes, Shape.cast(shape).width
 
-        def block_ram(name: str, start: int, words: int) -> tuple:
+        def block_ram(name: str, start: int, words: int) -> tuple[ReadPort | Port, WritePort]:
             mem = memory(name, shape, words, init[start : start + words], attrs=NO_RW_CHECK)
             return ports(m, mem, name, poison, granularity=1)
 
