@@ -112,7 +112,7 @@ def verify(
     With `learn`, each sample is followed by a learning step on its label, and every weight
     is compared every `check_every` samples and after the last. A core with the front end
     needs its `kernels`. With `poison`, the core's weight reads that collide with a write
-    return garbage (`rtl.weight_memory`): equality then also proves none is used."""
+    return garbage (`rtl.block_ram`): equality then also proves none is used."""
     if learn and spec.rule == "none":
         raise PlasticoreError(f"spec {spec.name!r} has rule 'none': verify with learn=False")
     if len(inputs) == 0 or len(inputs) != len(labels):

@@ -252,7 +252,7 @@ def memories(spec: CoreSpec) -> tuple[MemoryInfo, ...]:
 
 class LearningCore(wiring.Component):
     """One learning core for `spec`, weights optionally preloaded (else zero); `poison`
-    inverts a weight read that collides with a write (`rtl.weight_memory`), for
+    inverts a weight read that collides with a write (`rtl.block_ram`), for
     co-simulation that proves such reads unused."""
 
     def __init__(

@@ -52,7 +52,7 @@ def verilog_text(
 
     With `images`, the weight and projection memories load their `$readmemh` image files
     (`firmware.images`) instead of carrying their contents in the Verilog. With `poison`,
-    a weight read that collides with a write returns garbage (`rtl.weight_memory`)."""
+    a weight read that collides with a write returns garbage (`rtl.block_ram`)."""
     core = LearningCore(spec, weights, poison)
     text = verilog.convert(core, name=TOP, emit_src=False)
     return load_from_images(text, image_memories(spec)) if images else text

