@@ -67,8 +67,8 @@ The pipelines cost cycles, never throughput: a word a cycle still enters each MA
 update lanes, the latency shows only where a layer waits for the one below (and the step
 for the output layer) to drain. One exception is left: SCAN/VISIT of a layer above 1 (and
 of layer 1 behind the front end) decide on the word read the cycle it arrives: above layer
-1 the layer below's fired-lane mask (L bits, written with its state word), behind the front
-end its spike counts (each lane tested for activity before the lane is chosen).
+1 the layer below's fired-lane mask (L bits, written a cycle after its state word), behind
+the front end its spike counts (each lane tested for activity before the lane is chosen).
 
 Weights live in one memory (or its banks) per layer, words of L lanes (§5); neuron state
 in one memory per layer, a word per block, and in a learning core beside each hidden
@@ -340,9 +340,10 @@ class LearningCore(wiring.Component):
             state_r.append(mem.read_port())
             state_w.append(mem.write_port())
         learning = spec.rule != "none"
-        # Which lanes of a hidden layer's state word fired, beside the word: written with it
-        # and read with it, so the learning walk decides on an L-bit register rather than
-        # on the wide word's output fields (the state read is spread over the die).
+        # Which lanes of a hidden layer's state word fired, beside the word: written a cycle
+        # after it (the walk reads it only once the step is done) and read with it, so the
+        # learning walk decides on an L-bit register rather than on the wide word's output
+        # fields (the state read is spread over the die).
         fired_r, fired_w = [], []
         if learning:
             for k in range(last):
@@ -641,6 +642,10 @@ class LearningCore(wiring.Component):
         rows_max = max(geo.max_width, scan_rows(0))
         row, row_block = Signal(range(rows_max + 1)), Signal(range(rows_max + 1))
         row_lane = Signal(range(lanes))
+        row_hot = Signal(lanes, init=1)  # 1 << row_lane: picks a lane's fired bit by AND-OR
+        # Row i is the walk's last (last but one): flags set as the row moves, so that the
+        # walk's decision waits on no comparison of `row`.
+        row_last, row_penult = Signal(), Signal()
         row_channel = Signal(range(cg.blocks * lanes)) if spec.conv else None  # o of row
         # Who reads each state memory (the PF and SCAN/VISIT phases, PRED) and, for the
         # activity scan, which word: registers, set by the sequencer's transitions, so that
@@ -704,8 +709,8 @@ class LearningCore(wiring.Component):
         def activity_of(k: int, ahead: int = 0) -> tuple[Value, Value]:
             """A_k,i of the row whose activity data arrived this cycle (§2): row i, or i + 1
             while visiting row i; and whether it is nonzero. A scanned word's lanes are tested
-            each before the lane multiplexer, so the walk's decision follows a 1-bit select
-            rather than a wide select and its reduction."""
+            each before the lane is chosen, and the walk's decision picks its lane's bit by
+            the one-hot `row_hot`, an AND-OR rather than a select decoded from `row_lane`."""
             if not scanned(k):
                 if spec.encoding == "spikes":
                     a = input_lane(cnt_r.data, act_lane)
@@ -724,20 +729,24 @@ class LearningCore(wiring.Component):
                 return value(word[0]), nonzero[0]
             lane = Signal(range(lanes), name=f"activity_lane{k}_{ahead}")
             m.d.comb += lane.eq(lane_of(ahead))
-            return value(word[lane]), nonzero.bit_select(lane, 1)
+            return value(word[lane]), (nonzero & row_hot.rotate_left(ahead % lanes)).any()
 
         def lane_of(ahead: int) -> Value:
             """The lane of row i + `ahead` in its state word."""
             step = ahead % lanes
             if step == 0:
                 return row_lane
-            return Mux(row_lane >= lanes - step, row_lane + step - lanes, row_lane + step)
+            return Mux(wraps(step), row_lane + step - lanes, row_lane + step)
 
         def block_of(ahead: int) -> Value:
             """The state word holding row i + `ahead`."""
             step = ahead % lanes
-            wrap = row_lane >= lanes - step if step else 0
-            return row_block + ahead // lanes + wrap
+            return row_block + ahead // lanes + (wraps(step) if step else 0)
+
+        def wraps(step: int) -> Value:
+            """Row i + `step` (0 < step < L) lies in the next state word: row i's lane is
+            one of the last `step`."""
+            return row_hot[lanes - step :].any()
 
         def activity_addr(k: int, ahead: int) -> list:
             """Layer 1: point the activity read at input i + `ahead` (ahead ≤ 2)."""
@@ -762,6 +771,11 @@ class LearningCore(wiring.Component):
 
         def move_row(k: int, by: int) -> None:
             m.d.sync += [row.eq(row + by), row_block.eq(block_of(by)), row_lane.eq(lane_of(by))]
+            m.d.sync += [
+                row_hot.eq(row_hot.rotate_left(by % lanes)),
+                row_last.eq(row == scan_rows(k) - 1 - by),
+                row_penult.eq(row == scan_rows(k) - 2 - by),
+            ]
             if k > 0 or not spec.conv:
                 m.d.sync += row_base.eq(row_base + by * layers[k].blocks)
                 return
@@ -777,7 +791,7 @@ class LearningCore(wiring.Component):
 
         def advance_row(k: int) -> None:
             """Move to the next presynaptic row, or drain the layer after the last one."""
-            with m.If(row == scan_rows(k) - 1):
+            with m.If(row_last):
                 m.d.comb += scan_to_drain[k].eq(1)
             with m.Else():
                 move_row(k, 1)
@@ -1144,8 +1158,12 @@ class LearningCore(wiring.Component):
         if learning:
             with m.If(Cat(*pf_phase).any()):  # the next layer's walk starts at row 0
                 m.d.sync += [row.eq(0), row_block.eq(0), row_lane.eq(0), row_base.eq(0)]
+                m.d.sync += row_hot.eq(1)
                 if spec.conv:
                     m.d.sync += row_channel.eq(0)
+            for k, phase in enumerate(pf_phase):
+                with m.If(phase):
+                    m.d.sync += [row_last.eq(scan_rows(k) == 1), row_penult.eq(scan_rows(k) == 2)]
         for k in reversed(range(len(layers)) if learning else ()):
             layer = layers[k]
             with m.If(scanning[k]):
@@ -1191,13 +1209,13 @@ class LearningCore(wiring.Component):
                     with m.If(row_ends):
                         m.d.comb += activity_addr(k, ahead=2)
                         a, active = activity_of(k, ahead=1)
-                        with m.If(row == scan_rows(k) - 1):
+                        with m.If(row_last):
                             m.d.comb += leave_to_drain[k].eq(1)
                         with m.Elif(active):
                             move_row(k, 1)
                             m.d.sync += [activity.eq(a), *visit_row()]
                             m.d.sync += activity_next(k, 2, ~several(active_blocks))
-                        with m.Elif(row == scan_rows(k) - 2):
+                        with m.Elif(row_penult):
                             m.d.comb += leave_to_drain[k].eq(1)
                         with m.Else():
                             move_row(k, 2)
@@ -1364,13 +1382,12 @@ class LearningCore(wiring.Component):
                     state_w[k].data.eq(unit.next),
                     state_w[k].en.eq(1),
                 ]
-                if k < len(fired_w):
-                    fired = Cat(*(output_of(spec, unit.next[n]) != 0 for n in range(lanes)))
-                    m.d.comb += [
-                        fired_w[k].addr.eq(neu_block),
-                        fired_w[k].data.eq(fired),
-                        fired_w[k].en.eq(1),
-                    ]
+            if k < len(fired_w):  # a cycle after the state word, from registers
+                m.d.sync += [
+                    fired_w[k].addr.eq(neu_block),
+                    fired_w[k].data.eq(unit.fired),
+                    fired_w[k].en.eq(neu),
+                ]
             r = real_count(k, upd_block)
             if spec.spiking:
                 current = Signal(data.ArrayLayout(signed(spec.acc_bits), lanes), name=f"i{k}")

@@ -44,7 +44,9 @@ class LIFLanes(wiring.Component):
     Two stages, so `next` and `spikes` follow the inputs by one cycle: the first forms what
     the old state alone decides (`v − leak − θ s`, and the same less θ + 1 for the
     threshold test), the second adds the current to both, so that the saturation and the
-    comparison with θ run side by side rather than one after the other."""
+    comparison with θ run side by side rather than one after the other. `fired` marks the
+    lanes whose new count is nonzero, from the old count and the spike rather than from the
+    count's adder: the learning walk's fired-lane mask."""
 
     def __init__(self, spec: CoreSpec, layer: int | None) -> None:
         self._spec, self._layer = spec, layer
@@ -57,6 +59,7 @@ class LIFLanes(wiring.Component):
                 "real": In(lanes),
                 "next": Out(word_layout(spec, layer)),
                 "spikes": Out(lanes),
+                "fired": Out(lanes),
             }
         )
 
@@ -94,6 +97,7 @@ class LIFLanes(wiring.Component):
                 new.s.eq(spike),
                 new.n.eq(n + spike),
                 self.spikes[lane].eq(spike),
+                self.fired[lane].eq((n != 0) | spike),
             ]
             if "z" in fields:
                 z = Signal(fields["z"], name=f"z{lane}")  # the window current, updated
@@ -107,9 +111,10 @@ class LIFLanes(wiring.Component):
 
 
 class HardTanhLanes(wiring.Component):
-    """`z = sat_ACC(Σ)`, `a = clip(z >> act_shift, −A, A)`; `active` marks nonzero outputs,
-    the next layer's events. `z` is registered: outputs follow the inputs by one cycle, as
-    the LIF lanes' do."""
+    """`z = sat_ACC(Σ)`, `a = clip(z >> act_shift, −A, A)`; `fired` marks nonzero outputs
+    (the learning walk's fired-lane mask), `active` those of real lanes, the next layer's
+    events. `z` is registered: outputs follow the inputs by one cycle, as the LIF lanes'
+    do."""
 
     def __init__(self, spec: CoreSpec, layer: int) -> None:
         self._spec, self._layer = spec, layer
@@ -120,6 +125,7 @@ class HardTanhLanes(wiring.Component):
                 "sums": In(data.ArrayLayout(signed(sum_bits), lanes)),
                 "real": In(lanes),
                 "next": Out(word_layout(spec, layer)),
+                "fired": Out(lanes),
                 "active": Out(lanes),
             }
         )
@@ -138,6 +144,7 @@ class HardTanhLanes(wiring.Component):
             m.d.comb += [
                 new.z.eq(z),
                 new.a.eq(a),
-                self.active[lane].eq((a != 0) & real[lane]),
+                self.fired[lane].eq(a != 0),
+                self.active[lane].eq(self.fired[lane] & real[lane]),
             ]
         return m

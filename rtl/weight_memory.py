@@ -6,10 +6,13 @@ write port (`addr`, `data`, a write enable per lane); only the read latency diff
 cycle or three (`LayerGeometry.weight_latency`), and the pipelines that read weights wait
 for it. The banks' read address fans out to every block RAM of the layer (45 on the MNIST
 core): it leaves a register, not the readers' adders and multiplexer. Banks are memories of
-their own (`weights<k>_<b>`), so each gets its own image file.
+their own (`weights<k>_<b>`), so each gets its own image file. A write to banks is
+registered too (address, data and enables fan out as widely), so reads and writes reach
+the banks a cycle late and in the order they were asked.
 
 Their block RAMs need no read-during-write logic (`rtl.block_ram`): the update writes a
-word back cycles after its one read, and the bus reads or writes one word at a time.
+word back cycles after its one read, and the bus reads or writes one word at a time, each
+answered before the next is asked.
 """
 
 from collections.abc import Callable, Sequence
@@ -56,7 +59,7 @@ class WeightMemory:
             Signal(lanes, name=f"weights{k}_wen"),
         )
         # Stage 1: the address is registered; 2: the banks' outputs, and which bank was
-        # read; 3: both registered.
+        # read; 3: both registered. A write lands at stage 1.
         at = registered(m, self.read.addr, f"weights{k}_raddr_1")
         chosen = registered(m, at[bits:], f"weights{k}_bank")
         chosen = registered(m, chosen, f"weights{k}_bank2")
@@ -64,8 +67,8 @@ class WeightMemory:
         for b, (name, start, words) in enumerate(banks):
             r, w = block_ram(name, start, words)
             here = self.write.addr[bits:] == b
-            m.d.comb += [
-                r.addr.eq(at[:bits]),
+            m.d.comb += r.addr.eq(at[:bits])
+            m.d.sync += [
                 w.addr.eq(self.write.addr[:bits]),
                 w.data.eq(self.write.data),
                 w.en.eq(Mux(here, self.write.en, 0)),

@@ -412,7 +412,7 @@ def _lif_vectors(spec: CoreSpec, k: int | None, rng: np.random.Generator) -> lis
 def _lif_run(spec: CoreSpec, k: int | None, vectors: list[dict], windows: np.ndarray) -> tuple:
     """The LIF lanes on independent `vectors`, then on whole windows of currents
     `[window, T, lanes]` with each lane's next state fed back as its state, as the core's
-    state memory does: `(next, spikes)` per vector, `next` per window step. The lanes'
+    state memory does: `(next, spikes, fired)` per vector, `next` per window step. The lanes'
     outputs follow their inputs by a clock."""
     dut = LIFLanes(spec, k)
     single, fed = [], []
@@ -422,7 +422,7 @@ def _lif_run(spec: CoreSpec, k: int | None, vectors: list[dict], windows: np.nda
             for port, value in vector.items():
                 ctx.set(getattr(dut, port), value)
             await ctx.tick()
-            single.append((ctx.get(dut.next), ctx.get(dut.spikes)))
+            single.append((ctx.get(dut.next), ctx.get(dut.spikes), ctx.get(dut.fired)))
         ctx.set(dut.real, (1 << spec.lanes) - 1)
         for window in windows:
             for t, current in enumerate(window):
@@ -449,8 +449,8 @@ def test_lif_lanes_step_like_golden(spec: CoreSpec) -> None:
     """A LIF lane's step equals `lif_step` (the front end's: `conv_step`, at θ_cv, no window
     current): membrane saturation at both bounds, the leak's floor on negative membranes,
     the reset one step after a spike, firing strictly above θ, `first` starting from rest,
-    no spike on a padding lane; and whole windows with the state fed back equal the step
-    iterated from rest."""
+    no spike on a padding lane, `fired` on a nonzero new count; and whole windows with the
+    state fed back equal the step iterated from rest."""
     rng = _rng(spec)
     lanes, membrane = spec.lanes, spec.membrane
     reached = set()
@@ -462,7 +462,7 @@ def test_lif_lanes_step_like_golden(spec: CoreSpec) -> None:
         top = min(3 * theta, spec.accumulator.max_int)
         windows = _draw(rng, -2 * theta, top, (3, spec.time_steps, lanes), near=(theta,))
         single, fed = _lif_run(spec, k, vectors, windows)
-        for vector, (nxt, spikes) in zip(vectors, single, strict=True):
+        for vector, (nxt, spikes, fired) in zip(vectors, single, strict=True):
             current = np.array(vector["current"])
             start = _lif_state(vector["state"], fields)
             before = LIFState.rest(lanes) if vector["first"] else start
@@ -476,6 +476,7 @@ def test_lif_lanes_step_like_golden(spec: CoreSpec) -> None:
             _expect(got.s[real], want.s[real], f"{where} spike", **operands)
             _expect(got.n[real], want.n[real], f"{where} count", **operands)
             _expect(_bits(spikes, lanes), want.s * real, f"{where} spike out", **operands)
+            _expect(_bits(fired, lanes), got.n != 0, f"{where} fired", **operands)
             if "i1" in state_layout(spec, k).members:
                 _expect(_lanes(nxt, "i1"), current, f"{where} stored current", **operands)
             reached |= {"high"} if (want.v == membrane.max_int).any() else set()
@@ -495,8 +496,8 @@ def test_lif_lanes_step_like_golden(spec: CoreSpec) -> None:
 @pytest.mark.parametrize("spec", HARDTANH_SPECS, ids=_name)
 def test_hardtanh_lanes_like_golden(spec: CoreSpec) -> None:
     """`z = sat_ACC(Σ)` and `a = hardtanh(z)` per lane at the current's bounds and at the
-    edges of the clip; `active`, the next layer's events, marks nonzero activations of real
-    lanes only."""
+    edges of the clip; `fired` marks nonzero activations and `active`, the next layer's
+    events, those of real lanes only."""
     rng = _rng(spec)
     lanes, acc, top = spec.lanes, spec.accumulator, spec.activation_max
     for k, layer in enumerate(Geometry(spec).layers):
@@ -510,7 +511,7 @@ def test_hardtanh_lanes_like_golden(spec: CoreSpec) -> None:
             }
             for _ in range(60)
         ]
-        outputs = _clocked(HardTanhLanes(spec, k), vectors, ("next", "active"))
+        outputs = _clocked(HardTanhLanes(spec, k), vectors, ("next", "fired", "active"))
         for vector, out in zip(vectors, outputs, strict=True):
             z = acc.saturate(vector["sums"])
             a = hardtanh(spec, k, z)
@@ -518,6 +519,7 @@ def test_hardtanh_lanes_like_golden(spec: CoreSpec) -> None:
             where = f"{spec.name}: hard-tanh layer {k}"
             _expect(_lanes(out["next"], "z"), z, f"{where} current", sums=vector["sums"])
             _expect(_lanes(out["next"], "a"), a, f"{where} activation", sums=vector["sums"])
+            _expect(_bits(out["fired"], lanes), a != 0, f"{where} fired", a=a)
             _expect(_bits(out["active"], lanes), (a != 0) & real, f"{where} active", a=a, real=real)
 
 
