@@ -21,7 +21,7 @@ from pathlib import Path
 from quant.counters import KINDS, PHASES
 from quant.spec import CoreSpec
 from rtl.core import MemoryInfo, memories
-from rtl.geometry import Geometry
+from rtl.geometry import BANK_WORDS, Geometry
 
 BRAM_COST, LUTRAM_COST = 128, 4  # Yosys's techlibs/lattice brams_16kd.txt and lutrams.txt
 DP16KD_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
@@ -35,8 +35,8 @@ DSP_WIDTH = 18  # MULT18X18D operand bits
 # learning core, its inference-only twin and its LFP twin (`calibration_specs`): what the
 # per-bit rates are solved from.
 CALIBRATION = {
-    "drtp": {"luts": 14676, "flip_flops": 5534},
-    "none": {"luts": 10163, "flip_flops": 4040},
+    "drtp": {"luts": 14630, "flip_flops": 5557},
+    "none": {"luts": 10122, "flip_flops": 4040},
     "lfp": {"luts": 30601, "flip_flops": 11549},
 }
 CALIBRATION_SPEC = Path(__file__).parents[1] / "configs" / "digits.toml"
@@ -104,12 +104,17 @@ def learning_bits(spec: CoreSpec) -> int:
 
 def bank_register_bits(spec: CoreSpec) -> int:
     """Flip-flops of the banked weight memories: the registered read address, each bank's
-    registered word, and the bank read, registered twice. Counted exactly, as the
-    calibration cores have no banks."""
+    registered word, and the bank read, registered twice; the registered write's in-bank
+    address and word (the banks' copies are one register after synthesis) and each bank's
+    lane enables. Counted exactly, as the calibration cores have no banks."""
+    word = spec.lanes * spec.weight_bits
     return sum(
         (layer.words - 1).bit_length()
-        + len(layer.banks) * spec.lanes * spec.weight_bits
+        + len(layer.banks) * word
         + 2 * (len(layer.banks) - 1).bit_length()
+        + (BANK_WORDS - 1).bit_length()
+        + word
+        + len(layer.banks) * spec.lanes
         for layer in Geometry(spec).layers
         if len(layer.banks) > 1
     )

@@ -32,11 +32,12 @@ def test_block_ram_takes_the_cheapest_aspect_ratio() -> None:
 
 def test_banked_memories_cost_their_registers_and_no_blocks() -> None:
     """MNIST's layer 1 in five banks: the 14-bit read address of its 10192 words, 5 × 64
-    word bits and twice the 3-bit bank read, as many DP16KD as one 10192-word memory (the
-    last bank's 2000 words fill 8 as well)."""
+    word bits and twice the 3-bit bank read; the write's 11-bit in-bank address and 64-bit
+    word, and 5 × 8 lane enables; as many DP16KD as one 10192-word memory (the last bank's
+    2000 words fill 8 as well)."""
     mnist = load_spec("configs/mnist.toml")
     assert bank_register_bits(DIGITS) == 0
-    assert bank_register_bits(mnist) == 14 + 5 * 64 + 2 * 3
+    assert bank_register_bits(mnist) == 14 + 5 * 64 + 2 * 3 + 11 + 64 + 5 * 8
     banks = [m for m in memories(mnist) if m.array == "weights0"]
     assert sum(brams(m) for m in banks) == brams(MemoryInfo("weights0", 64, 10192))
 
